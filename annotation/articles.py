@@ -1,0 +1,120 @@
+"""Reading articles to annotate or to predict on: ``.txt`` files, folders of them, JSONL
+``{"id", "text"}`` lines, and ``-`` for standard input.
+
+Articles stream one at a time so that memory stays flat over large inputs. A bad
+article (binary, not UTF-8, not JSON, no text) is yielded as a :class:`Problem` naming
+the file, line and field, so callers can report it and go on with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .validate import Problem
+
+TEXT_SUFFIXES = (".txt",)
+JSONL_SUFFIXES = (".jsonl", ".ndjson")
+
+
+@dataclass(frozen=True)
+class Article:
+    id: str
+    text: str
+    source: str
+
+
+def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -> Iterator[Article | Problem]:
+    """Yield every article of the inputs, in order, or a :class:`Problem` for each bad one."""
+    for item in inputs:
+        if str(item) == "-":
+            yield from _read_stream(stdin or sys.stdin.buffer, "<stdin>")
+            continue
+        path = Path(item)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES)
+            if not files:
+                yield Problem(str(path), 0, "<folder>", "no .txt or .jsonl files in this folder")
+            for file in files:
+                yield from _read_file(file, article_id=str(file.relative_to(path).with_suffix("")))
+        elif path.is_file():
+            yield from _read_file(path, article_id=path.stem)
+        else:
+            yield Problem(str(path), 0, "<file>", "no such file or folder")
+
+
+def _read_file(path: Path, article_id: str) -> Iterator[Article | Problem]:
+    if path.suffix.lower() in JSONL_SUFFIXES:
+        with path.open("rb") as handle:
+            yield from _read_jsonl(handle, str(path))
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        yield Problem(str(path), 0, "<file>", f"cannot read: {exc.strerror}")
+        return
+    yield _text_article(data, article_id, str(path))
+
+
+def _read_stream(stream: BinaryIO, source: str) -> Iterator[Article | Problem]:
+    """Standard input is JSONL when its first non-blank byte opens an object, else one article."""
+    head = stream.read(1)
+    while head and head.isspace():
+        head = stream.read(1)
+    if head == b"{":
+        yield from _read_jsonl(_Prepended(head, stream), source)
+    elif head:
+        yield _text_article(head + stream.read(), "stdin", source)
+    else:
+        yield Problem(source, 0, "<stdin>", "empty input")
+
+
+def _text_article(data: bytes, article_id: str, source: str) -> Article | Problem:
+    if b"\x00" in data:
+        return Problem(source, 0, "<file>", "binary file (contains NUL bytes), expected UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        return Problem(source, line, "<text>", f"not UTF-8 (invalid byte 0x{data[exc.start]:02x} at offset {exc.start})")
+    if not text.strip():
+        return Problem(source, 0, "<text>", "empty article")
+    return Article(article_id, text, source)
+
+
+def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Problem]:
+    for line_no, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            yield Problem(source, line_no, "<line>", f"not UTF-8 (byte {exc.start})")
+            continue
+        except json.JSONDecodeError as exc:
+            yield Problem(source, line_no, "<line>", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            continue
+        if not isinstance(obj, dict):
+            yield Problem(source, line_no, "<line>", "expected a JSON object with id and text")
+        elif not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            yield Problem(source, line_no, "text", "missing, empty or not a string")
+        elif not isinstance(obj.get("id"), (str, int)) or isinstance(obj.get("id"), bool):
+            yield Problem(source, line_no, "id", "missing or not a string")
+        else:
+            yield Article(str(obj["id"]), obj["text"], f"{source}:{line_no}")
+
+
+class _Prepended:
+    """Iterate the lines of a binary stream whose first bytes were already read."""
+
+    def __init__(self, head: bytes, stream: BinaryIO) -> None:
+        self.head, self.stream = head, stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        first = self.head + self.stream.readline()
+        yield first
+        yield from self.stream

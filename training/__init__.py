@@ -1,0 +1,1 @@
+"""Training stage: ``veille train`` (config presets, accelerate loop) and ``veille evaluate``."""
