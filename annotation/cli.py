@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,7 +13,9 @@ from rich.table import Table
 
 from .articles import Article, read_articles
 from .atomic import atomic_open
-from .corpus import check_files
+from .authoring import assign_splits, read_sources
+from .corpus import check_files, write_corpus
+from .validate import Problem, check_example
 from .schema import SchemaError, load_schema
 from .sentences import split_sentences
 from .stats import corpus_stats
@@ -21,6 +24,7 @@ corpus_app = typer.Typer(help="Gold corpus tools: validate, stats, split article
 console = Console()
 err = Console(stderr=True)
 
+CORPUS_DIR = Path(__file__).parent / "corpus"
 SchemaOption = Annotated[Optional[Path], typer.Option("--schema", help="Schema file (default: the built-in v1 scheme).")]
 
 
@@ -37,12 +41,17 @@ def schema_or_exit(path: Path | None):
         raise typer.Exit(2) from None
 
 
+def report(problems: list[Problem], prefix: str = "") -> None:
+    """One unwrapped ``file:line: field: message`` line per problem on stderr, for editors and grep."""
+    for problem in problems:
+        print(f"{prefix}{problem}", file=sys.stderr)
+
+
 @corpus_app.command()
 def validate(files: Annotated[list[Path], typer.Argument(help="Gold JSONL files.")], schema: SchemaOption = None) -> None:
     """Check every rule of the gold format and the schema; print each problem as file:line: field: message."""
     examples, problems = check_files(files, schema_or_exit(schema))
-    for problem in problems:
-        err.print(str(problem), markup=False, highlight=False)
+    report(problems)
     if problems:
         err.print(f"[red]{len(problems)} problem(s)[/red] in {len(files)} file(s)")
         raise typer.Exit(1)
@@ -86,7 +95,7 @@ def split(
         nonlocal skipped
         for item in read_articles(inputs):
             if not isinstance(item, Article):
-                err.print(f"[yellow]skipped[/yellow] {item}", markup=True, highlight=False)
+                report([item], prefix="skipped: ")
                 skipped += 1
                 continue
             for i, sentence in enumerate(split_sentences(item.text)):
@@ -102,3 +111,31 @@ def split(
                 handle.write(line + "\n")
     if skipped:
         raise typer.Exit(1)
+
+
+@corpus_app.command("compile")
+def compile_corpus(
+    src: Annotated[Path, typer.Option(help="Folder of authored sources (authored-*.jsonl, seeds.jsonl).")] = CORPUS_DIR / "src",
+    out: Annotated[Path, typer.Option(help="Folder for train/dev/test/seed.jsonl.")] = CORPUS_DIR,
+    seed: Annotated[int, typer.Option(help="Seed of the document shuffle that assigns splits.")] = 13,
+    schema: SchemaOption = None,
+) -> None:
+    """Compile the authored sources into gold files: offsets computed from mention strings, splits by document."""
+    loaded = schema_or_exit(schema)
+    authored, problems = read_sources(sorted(src.glob("authored-*.jsonl")))
+    seeds, seed_problems = read_sources([src / "seeds.jsonl"])
+    splits = {**assign_splits(authored, seed), "seed": seeds}
+    problems += seed_problems
+    for name, documents in splits.items():
+        for document in documents:
+            for example in document.examples:
+                example.meta["split"] = name
+                where = example.meta.get("source", src)
+                problems += [Problem(str(where), 0, f"{example.id}.{f}", m) for f, m in check_example(example.to_json(), loaded)]
+    report(problems)
+    if problems:
+        err.print(f"[red]{len(problems)} problem(s)[/red]; nothing written")
+        raise typer.Exit(1)
+    for name, documents in splits.items():
+        count = write_corpus(out / f"{name}.jsonl", (e for d in documents for e in d.examples))
+        console.print(f"{out / f'{name}.jsonl'}: {len(documents)} documents, {count} sentences")

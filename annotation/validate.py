@@ -49,7 +49,7 @@ def check_example(obj: Any, schema: Schema) -> list[tuple[str, str]]:
 def _check_entities(
     entities: list[Any], text: str, schema: Schema, problems: list[tuple[str, str]]
 ) -> dict[str, str]:
-    """Check spans; return the label of each well-formed entity id, for the relation checks."""
+    """Check spans; return the label of each entity id, for the relation checks."""
     labels: dict[str, str] = {}
     spans: list[tuple[int, int, str]] = []
     for i, entity in enumerate(entities):
@@ -62,6 +62,8 @@ def _check_entities(
             problems.append((f"{key}.id", "missing or not a non-empty string"))
         elif entity_id in labels:
             problems.append((f"{key}.id", f"duplicate entity id {entity_id!r}"))
+        else:
+            labels[entity_id] = label  # even with a bad span, so its relations are not reported twice
         if label not in schema.entity_labels:
             problems.append((f"{key}.label", f"unknown entity label {label!r} (schema {schema.name}: {', '.join(schema.entity_labels)})"))
         if not _is_int(start) or not _is_int(end):
@@ -75,9 +77,7 @@ def _check_entities(
         for other_start, other_end, other_id in spans:
             if start < other_end and other_start < end:
                 problems.append((key, f"span [{start}, {end}) overlaps entity {other_id!r} [{other_start}, {other_end})"))
-        if isinstance(entity_id, str) and entity_id not in labels:
-            spans.append((start, end, entity_id))
-            labels[entity_id] = label
+        spans.append((start, end, str(entity_id)))
     return labels
 
 

@@ -1,0 +1,76 @@
+"""Article ingestion: .txt files, folders, JSONL, stdin, and clear problems for bad input."""
+
+import io
+import json
+
+from veille.annotation.articles import Article, read_articles
+from veille.annotation.validate import Problem
+
+
+def articles(items):
+    return [i for i in items if isinstance(i, Article)]
+
+
+def problems(items):
+    return [str(i) for i in items if isinstance(i, Problem)]
+
+
+def test_txt_file_and_folder_recursive(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.txt").write_text("Meta recrute.", encoding="utf-8")
+    (tmp_path / "sub" / "b.txt").write_text("Mistral AI lève des fonds.", encoding="utf-8")
+    (tmp_path / "notes.md").write_text("ignored")
+    found = list(read_articles([tmp_path]))
+    assert [(a.id, a.text) for a in found] == [("a", "Meta recrute."), ("sub/b", "Mistral AI lève des fonds.")]
+    assert [a.id for a in read_articles([tmp_path / "a.txt"])] == ["a"]
+
+
+def test_jsonl_articles_and_bad_lines(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(
+        b'{"id": "n1", "text": "Premier article."}\n'
+        b"not json\n"
+        b'{"id": "n3"}\n'
+        b'{"text": "Sans id."}\n'
+        b'{"id": "n5", "text": "caf\xe9"}\n'
+        b"\n"
+        b'{"id": 7, "text": "Id entier."}\n'
+    )
+    items = list(read_articles([path]))
+    assert [(a.id, a.source) for a in articles(items)] == [("n1", f"{path}:1"), ("7", f"{path}:7")]
+    assert problems(items) == [
+        f"{path}:2: <line>: invalid JSON: Expecting value (column 1)",
+        f"{path}:3: text: missing, empty or not a string",
+        f"{path}:4: id: missing or not a string",
+        f"{path}:5: <line>: not UTF-8 (byte 25)",
+    ]
+
+
+def test_binary_and_non_utf8_and_empty_files(tmp_path):
+    (tmp_path / "bin.txt").write_bytes(b"\x89PNG\r\n\x00\x00")
+    (tmp_path / "latin.txt").write_bytes("Première ligne\nDeuxième café".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("  \n")
+    items = list(read_articles([tmp_path]))
+    assert articles(items) == []
+    assert problems(items) == [
+        f"{tmp_path / 'bin.txt'}:0: <file>: binary file (contains NUL bytes), expected UTF-8 text",
+        f"{tmp_path / 'empty.txt'}:0: <text>: empty article",
+        f"{tmp_path / 'latin.txt'}:1: <text>: not UTF-8 (invalid byte 0xe8 at offset 5)",
+    ]
+
+
+def test_missing_path_and_empty_folder(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert problems(read_articles([tmp_path / "nope.txt", tmp_path / "empty"])) == [
+        f"{tmp_path / 'nope.txt'}:0: <file>: no such file or folder",
+        f"{tmp_path / 'empty'}:0: <folder>: no .txt or .jsonl files in this folder",
+    ]
+
+
+def test_stdin_as_text_or_jsonl():
+    text = list(read_articles(["-"], stdin=io.BytesIO("Un article brut.\nSur deux lignes.".encode())))
+    assert [(a.id, a.text) for a in text] == [("stdin", "Un article brut.\nSur deux lignes.")]
+    lines = "\n".join(json.dumps({"id": f"a{i}", "text": f"Texte {i}."}) for i in range(3))
+    jsonl = list(read_articles(["-"], stdin=io.BytesIO(lines.encode())))
+    assert [a.id for a in jsonl] == ["a0", "a1", "a2"]
+    assert problems(read_articles(["-"], stdin=io.BytesIO(b""))) == ["<stdin>:0: <stdin>: empty input"]
