@@ -59,7 +59,11 @@ def validate(files: Annotated[list[Path], typer.Argument(help="Gold JSONL files.
 
 
 @corpus_app.command()
-def stats(files: Annotated[list[Path], typer.Argument(help="Gold JSONL files.")], schema: SchemaOption = None) -> None:
+def stats(
+    files: Annotated[list[Path], typer.Argument(help="Gold JSONL files.")],
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a Markdown table (for data cards).")] = False,
+    schema: SchemaOption = None,
+) -> None:
     """Count documents, sentences, entities and relations per label and per split."""
     loaded = schema_or_exit(schema)
     by_file = {}
@@ -69,17 +73,26 @@ def stats(files: Annotated[list[Path], typer.Argument(help="Gold JSONL files.")]
             err.print(f"[yellow]warning:[/yellow] {path}: {len(problems)} invalid line(s) skipped (run `veille corpus validate`)")
         by_file[str(path)] = examples
     per_split = corpus_stats(by_file)
+    sections = [
+        [("documents", [len(s.documents) for s in per_split.values()]), ("sentences", [s.sentences for s in per_split.values()])],
+        [(label, [s.entities[label] for s in per_split.values()]) for label in loaded.entity_labels],
+        [(label, [s.relations[label] for s in per_split.values()]) for label in loaded.relation_labels],
+    ]
+    if markdown:
+        print("| | " + " | ".join(per_split) + " |")
+        print("|---|" + "---:|" * len(per_split))
+        for section in sections:
+            for name, counts in section:
+                print(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+        return
     table = Table(title="Corpus")
     table.add_column("")
-    for split in per_split:
-        table.add_column(split, justify="right")
-    table.add_row("documents", *(str(len(s.documents)) for s in per_split.values()))
-    table.add_row("sentences", *(str(s.sentences) for s in per_split.values()), end_section=True)
-    for label in loaded.entity_labels:
-        table.add_row(label, *(str(s.entities[label]) for s in per_split.values()))
-    table.rows[-1].end_section = True
-    for label in loaded.relation_labels:
-        table.add_row(label, *(str(s.relations[label]) for s in per_split.values()))
+    for split_name in per_split:
+        table.add_column(split_name, justify="right")
+    for section in sections:
+        for name, counts in section:
+            table.add_row(name, *map(str, counts))
+        table.rows[-1].end_section = True
     console.print(table)
 
 

@@ -1,0 +1,117 @@
+"""The shipped gold corpus: valid, compiled from its sources, varied, split by document,
+and described truthfully by its data card."""
+
+import re
+from collections import Counter
+
+import pytest
+from typer.testing import CliRunner
+
+from veille.annotation.corpus import read_corpus
+from veille.annotation.schema import load_schema
+from veille.annotation.sentences import split_sentences
+from veille.annotation.stats import corpus_stats
+from veille.cli import app
+
+SPLITS = ("train", "dev", "test", "seed")
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(repo):
+    return repo / "annotation" / "corpus"
+
+
+@pytest.fixture(scope="module")
+def corpus(corpus_dir):
+    return {split: read_corpus(corpus_dir / f"{split}.jsonl") for split in SPLITS}
+
+
+@pytest.fixture(scope="module")
+def authored(corpus):
+    return [e for split in ("train", "dev", "test") for e in corpus[split]]
+
+
+def masked(example):
+    """The sentence with each entity mention replaced by its label."""
+    text, out, last = example.text, [], 0
+    for entity in sorted(example.entities, key=lambda e: e.start):
+        out += [text[last : entity.start], f"[{entity.label}]"]
+        last = entity.end
+    return "".join(out + [text[last:]])
+
+
+def test_compiled_files_are_up_to_date_with_their_sources(corpus_dir, tmp_path):
+    result = CliRunner().invoke(app, ["corpus", "compile", "--src", str(corpus_dir / "src"), "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    for split in SPLITS:
+        assert (tmp_path / f"{split}.jsonl").read_text() == (corpus_dir / f"{split}.jsonl").read_text(), split
+
+
+def test_sizes_and_label_counts(authored):
+    schema = load_schema()
+    assert len(authored) >= 1500
+    assert len({e.doc for e in authored}) >= 150
+    entities = Counter(e.label for ex in authored for e in ex.entities)
+    relations = Counter(r.label for ex in authored for r in ex.relations)
+    assert {label: entities[label] for label in schema.entity_labels if entities[label] < 150} == {}
+    assert {label: relations[label] for label in schema.relation_labels if relations[label] < 60} == {}
+
+
+def test_name_variety(authored):
+    persons = {ex.mention(e) for ex in authored for e in ex.entities if e.label == "PER" and " " in ex.mention(e)}
+    orgs = {ex.mention(e) for ex in authored for e in ex.entities if e.label == "ORG"}
+    assert len(persons) >= 400
+    assert len(orgs) >= 250
+
+
+def test_sentences_are_not_templates(authored):
+    texts = [masked(e) for e in authored]
+    duplicates = [text for text, n in Counter(texts).items() if n > 1]
+    assert duplicates == []
+    ngram_sentences = Counter()
+    for text in texts:
+        words = re.findall(r"\[\w+\]|\w+", text.lower())
+        ngram_sentences.update({tuple(words[i : i + 6]) for i in range(len(words) - 5)})
+    limit = 0.01 * len(texts)
+    assert {" ".join(g): n for g, n in ngram_sentences.items() if n > limit} == {}
+
+
+def test_splits_are_by_document(corpus):
+    docs = {split: {e.doc for e in examples} for split, examples in corpus.items()}
+    for a in SPLITS:
+        for b in SPLITS:
+            assert a == b or not docs[a] & docs[b]
+    total = sum(len(docs[s]) for s in ("train", "dev", "test"))
+    assert 0.6 < len(docs["train"]) / total < 0.8
+    assert 0.1 < len(docs["dev"]) / total < 0.2 and 0.1 < len(docs["test"]) / total < 0.2
+    assert all(e.split == split for split, examples in corpus.items() for e in examples)
+
+
+def test_seed_split_is_every_sentence_of_the_seeds_split_by_veille(corpus, repo):
+    seeds = corpus["seed"]
+    for article_path in sorted((repo / "seeds").glob("*.txt")):
+        article = article_path.read_text(encoding="utf-8")
+        mine = [e for e in seeds if e.meta["article"] == f"seeds/{article_path.name}"]
+        assert [(e.meta["start"], e.meta["end"], e.text) for e in mine] == [
+            (s.start, s.end, s.text) for s in split_sentences(article)
+        ]
+    assert sum(len(e.entities) for e in seeds) > 300
+    assert sum(len(e.relations) for e in seeds) > 60
+
+
+def test_data_card_matches_the_stats(corpus, corpus_dir):
+    card = (corpus_dir / "README.md").read_text(encoding="utf-8")
+    stats = corpus_stats({f"{split}.jsonl": examples for split, examples in corpus.items()})
+    table = {}
+    for line in card.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == len(stats) + 1 and all(c.isdigit() for c in cells[1:]):
+            table[cells[0]] = [int(c) for c in cells[1:]]
+    schema = load_schema()
+    expected = {
+        "documents": [len(s.documents) for s in stats.values()],
+        "sentences": [s.sentences for s in stats.values()],
+        **{label: [s.entities[label] for s in stats.values()] for label in schema.entity_labels},
+        **{label: [s.relations[label] for s in stats.values()] for label in schema.relation_labels},
+    }
+    assert table == expected
