@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from .document import Example
+from .sentences import split_sentences
 from .validate import Problem
 
 TEXT_SUFFIXES = (".txt",)
@@ -26,6 +28,22 @@ class Article:
     id: str
     text: str
     source: str
+
+
+def sentence_examples(article: Article) -> list[Example]:
+    """The article's sentences as unannotated examples: ids ``<doc>-sNNN``, article offsets in ``meta``.
+
+    Annotation tasks and ``veille corpus split`` share this, so a sentence id means the
+    same sentence everywhere.
+    """
+    return [
+        Example(
+            f"{article.id}-s{i:03d}",
+            sentence.text,
+            meta={"doc": article.id, "source": article.source, "start": sentence.start, "end": sentence.end},
+        )
+        for i, sentence in enumerate(split_sentences(article.text))
+    ]
 
 
 def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -> Iterator[Article | Problem]:

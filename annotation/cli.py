@@ -11,13 +11,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .articles import Article, read_articles
+from .articles import Article, read_articles, sentence_examples
 from .atomic import atomic_open
 from .authoring import assign_splits, read_sources
 from .corpus import check_files, write_corpus
 from .validate import Problem, check_example
 from .schema import SchemaError, load_schema
-from .sentences import split_sentences
 from .stats import corpus_stats
 
 corpus_app = typer.Typer(help="Gold corpus tools: validate, stats, split articles into sentences.", no_args_is_help=True)
@@ -29,7 +28,10 @@ SchemaOption = Annotated[Optional[Path], typer.Option("--schema", help="Schema f
 
 
 def register(app: typer.Typer) -> None:
+    from .labelstudio.cli import annotate_app
+
     app.add_typer(corpus_app, name="corpus")
+    app.add_typer(annotate_app, name="annotate")
 
 
 def schema_or_exit(path: Path | None):
@@ -111,9 +113,8 @@ def split(
                 report([item], prefix="skipped: ")
                 skipped += 1
                 continue
-            for i, sentence in enumerate(split_sentences(item.text)):
-                meta = {"doc": item.id, "source": item.source, "start": sentence.start, "end": sentence.end}
-                yield json.dumps({"id": f"{item.id}-s{i:03d}", "text": sentence.text, "entities": [], "relations": [], "meta": meta}, ensure_ascii=False)
+            for example in sentence_examples(item):
+                yield json.dumps(example.to_json(), ensure_ascii=False)
 
     if output is None:
         for line in lines():
