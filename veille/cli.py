@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-STAGES = ("annotation",)
+STAGES = ("annotation", "models")
 
 app = typer.Typer(
     name="veille",
