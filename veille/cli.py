@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-STAGES = ("annotation", "models")
+STAGES = ("annotation", "models", "training")
 
 app = typer.Typer(
     name="veille",

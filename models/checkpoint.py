@@ -1,0 +1,133 @@
+"""A trained model is one directory; this module writes it and loads it back, refusing broken ones.
+
+Layout: ``config.json`` (encoder config), ``joint_config.json`` (heads, labels, name,
+version), ``model.safetensors`` (all weights), the tokenizer files, ``schema.json``,
+``training_config.json``; training adds ``metrics.json``, ``README.md`` (model card) and
+PNG charts. Each file is written to a temp folder first and renamed into place, so an
+interrupted save never leaves a half-written model over a good one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from veille.annotation.schema import Schema, SchemaError, parse_schema
+
+from .joint import JointConfig, JointModel
+
+REQUIRED_FILES = ("config.json", "joint_config.json", "model.safetensors", "schema.json", "tokenizer_config.json", "training_config.json")
+MARKER = "joint_config.json"  # a directory holding this file holds a veille model
+
+
+class CheckpointError(ValueError):
+    """A model directory is missing, incomplete, unreadable or trained on another schema."""
+
+
+@dataclass
+class LoadedModel:
+    model: JointModel
+    tokenizer: Any
+    schema: Schema
+    name: str
+    version: str
+    info: dict[str, Any]  # joint_config.json as saved (base model, creation time…)
+    training_config: dict[str, Any]
+
+
+def is_model_dir(path: str | Path) -> bool:
+    return (Path(path) / MARKER).is_file()
+
+
+def save_model(
+    out_dir: str | Path, model: JointModel, tokenizer, schema: Schema, training_config: dict[str, Any], base_model: str, extra: dict[str, str] | None = None
+) -> str:
+    """Write the whole model directory; ``extra`` maps file names to text (metrics, card). Returns the version."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    version = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    info = {"model_name": out_dir.resolve().name, "model_version": version, "base_model": base_model, "joint": model.config.to_dict()}
+    staging = Path(tempfile.mkdtemp(prefix=".save-", dir=out_dir))
+    try:
+        model.encoder.config.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        files = {
+            "schema.json": schema.to_dict(),
+            "training_config.json": training_config,
+            MARKER: info,
+        }
+        for name, content in files.items():
+            (staging / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        for name, text in (extra or {}).items():
+            (staging / name).write_text(text, encoding="utf-8")
+        for path in staging.iterdir():
+            os.replace(path, out_dir / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return version
+
+
+def load_model(model_dir: str | Path) -> LoadedModel:
+    """Load a model directory on CPU; raise :class:`CheckpointError` saying what is wrong."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise CheckpointError(f"{model_dir}: no such model directory")
+    missing = [name for name in REQUIRED_FILES if not (model_dir / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{model_dir}: incomplete model directory, missing {', '.join(missing)} (was training interrupted before the first save?)")
+    info = _read_json(model_dir / MARKER)
+    try:
+        schema = parse_schema(_read_json(model_dir / "schema.json"), source=str(model_dir / "schema.json"))
+        joint = JointConfig(**info["joint"])
+        encoder_config = AutoConfig.from_pretrained(model_dir)
+        model = JointModel.from_encoder_config(encoder_config, joint)
+        model.load_state_dict(load_file(str(model_dir / "model.safetensors")), strict=True)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (SchemaError, SafetensorError, KeyError, TypeError, RuntimeError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{model_dir}: cannot load the model: {exc}") from exc
+    if joint.entity_labels != schema.entity_labels or joint.relation_labels != schema.relation_labels:
+        raise CheckpointError(f"{model_dir}: joint_config.json labels do not match schema.json")
+    model.eval()
+    return LoadedModel(model, tokenizer, schema, info.get("model_name", model_dir.name), info.get("model_version", "unknown"), info, _read_json(model_dir / "training_config.json"))
+
+
+def check_schema(model_schema: Schema, data_schema: Schema, model_dir: str | Path) -> None:
+    """Refuse data annotated under another scheme: scores against other labels mean nothing."""
+    if model_schema.same_labels(data_schema):
+        return
+    differences = []
+    for what, ours, theirs in (
+        ("entity labels", model_schema.entity_labels, data_schema.entity_labels),
+        ("relation labels", model_schema.relation_labels, data_schema.relation_labels),
+    ):
+        only_model = [x for x in ours if x not in theirs]
+        only_data = [x for x in theirs if x not in ours]
+        if only_model or only_data:
+            differences.append(f"{what}: only in the model {only_model or '[]'}, only in the data {only_data or '[]'}")
+    detail = "; ".join(differences) or "relation constraints or label order differ"
+    raise CheckpointError(
+        f"schema mismatch: the model in {model_dir} was trained on schema {model_schema.name!r} v{model_schema.version} "
+        f"but the data uses {data_schema.name!r} v{data_schema.version} ({detail})"
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: unreadable: {exc}") from None

@@ -1,0 +1,132 @@
+"""From model outputs back to the gold format: BIO words → character spans, pair scores → relations.
+
+Predicted spans are cleaned the way the guidelines write them: no leading elision,
+article-like punctuation or quote (« d'OpenAI » → « OpenAI »). Only lower-case elisions
+are stripped, because « L'Oréal » is a name. Candidate pairs are every ordered pair of
+entities whose types some relation of the schema allows; a symmetric relation found in
+both directions is kept once, with its best score.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from veille.annotation.document import Entity, Relation
+from veille.annotation.schema import Schema
+
+from .batch import Pair
+from .encoding import IGNORE
+
+_LEADING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:–—-]|(?:l|d|qu|jusqu|lorsqu|puisqu|presqu|s|n|c|j|m|t)['’])")
+_TRAILING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:!?–—-])$")
+
+
+def clean_span(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """Strip leading elisions/punctuation and trailing punctuation; None if nothing is left."""
+    while start < end:
+        match = _LEADING.match(text, start, end)
+        if not match or match.end() == start:
+            break
+        start = match.end()
+    while start < end:
+        match = _TRAILING.search(text, start, end)
+        if not match:
+            break
+        end = match.start()
+    return (start, end) if start < end else None
+
+
+def decode_entities(probs: torch.Tensor, words: list[tuple[int, int]], text: str, bio_labels: list[str], min_score: float = 0.0) -> list[Entity]:
+    """Spans from per-word BIO probabilities [N, labels]; an I- without a matching B- opens a span.
+
+    An entity's score is the mean probability of its words' predicted tags.
+    """
+    best, tags = probs.max(dim=-1)
+    spans: list[tuple[int, int, str, list[float]]] = []
+    for (start, end), tag, score in zip(words, tags.tolist(), best.tolist()):
+        name = bio_labels[tag]
+        if name == "O":
+            continue
+        prefix, label = name.split("-", 1)
+        if prefix == "I" and spans and spans[-1][2] == label and spans[-1][1] == _previous_end(words, start):
+            spans[-1] = (spans[-1][0], end, label, spans[-1][3] + [score])
+        else:
+            spans.append((start, end, label, [score]))
+    entities = []
+    for start, end, label, scores in spans:
+        cleaned = clean_span(text, start, end)
+        score = sum(scores) / len(scores)
+        if cleaned and score >= min_score:
+            entities.append(Entity(f"T{len(entities) + 1}", cleaned[0], cleaned[1], label, score))
+    return entities
+
+
+def _previous_end(words: list[tuple[int, int]], start: int) -> int:
+    """End of the word just before the one starting at ``start``."""
+    ends = [e for s, e in words if e <= start]
+    return ends[-1] if ends else -1
+
+
+def build_pairs(
+    entities: list[Entity], token_ranges: list[tuple[int, int]], schema: Schema, sentence: int, gold: list[Relation] | None = None
+) -> list[Pair]:
+    """Candidate pairs of one sentence, with targets when ``gold`` relations are given.
+
+    For a symmetric relation, both orders of a gold pair are targets, so the model does not
+    have to guess which direction the annotator happened to write.
+    """
+    relation_labels = schema.relation_labels
+    entity_index = {label: i for i, label in enumerate(schema.entity_labels)}
+    targets: dict[tuple[str, str], int] = {}
+    for relation in gold or []:
+        label_id = relation_labels.index(relation.label) + 1
+        targets[(relation.head, relation.tail)] = label_id
+        if schema.is_symmetric(relation.label):
+            targets.setdefault((relation.tail, relation.head), label_id)
+    return [
+        Pair(
+            sentence=sentence,
+            head=token_ranges[i],
+            tail=token_ranges[j],
+            head_label=entity_index[entities[i].label],
+            tail_label=entity_index[entities[j].label],
+            allowed=(True, *(label in allowed for label in relation_labels)),
+            target=targets.get((entities[i].id, entities[j].id), 0) if gold is not None else IGNORE,
+        )
+        for i, j, allowed in _ordered_pairs(entities, schema)
+    ]
+
+
+def pair_entities(entities: list[Entity], schema: Schema) -> list[tuple[Entity, Entity]]:
+    """The (head, tail) entities of :func:`build_pairs`, in the same order."""
+    return [(entities[i], entities[j]) for i, j, _ in _ordered_pairs(entities, schema)]
+
+
+def _ordered_pairs(entities: list[Entity], schema: Schema):
+    """(head index, tail index, allowed relation labels) for every pair some relation allows."""
+    for i, head in enumerate(entities):
+        for j, tail in enumerate(entities):
+            allowed = set(schema.allowed_relations(head.label, tail.label)) if i != j else set()
+            if allowed:
+                yield i, j, allowed
+
+
+def decode_relations(probs: torch.Tensor, pairs: list[tuple[Entity, Entity]], schema: Schema, threshold: float) -> list[Relation]:
+    """The best relation class of each pair when it beats "no relation" and ``threshold``."""
+    found: dict[tuple[str, str, str], Relation] = {}
+    for (head, tail), row in zip(pairs, probs.tolist()):
+        best = max(range(1, len(row)), key=row.__getitem__)
+        if row[best] < threshold or row[best] <= row[0]:
+            continue
+        label = schema.relation_labels[best - 1]
+        key = (*sorted((head.id, tail.id), key=_id_order), label) if schema.is_symmetric(label) else (head.id, tail.id, label)
+        if key not in found or found[key].score < row[best]:
+            found[key] = Relation(head.id, tail.id, label, row[best])
+    return list(found.values())
+
+
+def _id_order(entity_id: str) -> tuple[int, str]:
+    digits = entity_id.lstrip("T")
+    return (int(digits), entity_id) if digits.isdigit() else (0, entity_id)

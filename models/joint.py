@@ -1,0 +1,125 @@
+"""The joint model: one pretrained encoder, a BIO token head and a relation head over entity pairs.
+
+Both heads read the same encoder states, so one forward pass per sentence serves
+entities and relations. A candidate pair is represented by the states of the first
+and last token of each argument, the mean state of the words between them (what
+usually says which relation holds: « a rejoint », « passé par ») and an embedding
+of each argument's entity type. Relation classes the schema forbids for the pair's
+types are masked out, and class 0 is "no relation".
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, PretrainedConfig
+
+from .encoding import IGNORE
+
+
+@dataclass
+class JointConfig:
+    """What the heads need besides the encoder's own config (saved as ``joint_config.json``)."""
+
+    bio_labels: list[str]
+    entity_labels: list[str]
+    relation_labels: list[str]  # without the no-relation class
+    max_length: int = 256
+    stride: int = 64
+    label_embedding_dim: int = 32
+    dropout: float = 0.1
+    relation_loss_weight: float = 1.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class JointModel(nn.Module):
+    def __init__(self, config: JointConfig, encoder: nn.Module) -> None:
+        super().__init__()
+        self.config = config
+        self.encoder = encoder
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(config.dropout)
+        self.token_head = nn.Linear(hidden, len(config.bio_labels))
+        self.type_embedding = nn.Embedding(len(config.entity_labels), config.label_embedding_dim)
+        pair_dim = 5 * hidden + 2 * config.label_embedding_dim
+        self.relation_head = nn.Sequential(
+            nn.Linear(pair_dim, hidden),
+            nn.GELU(),
+            nn.Dropout(config.dropout),
+            nn.Linear(hidden, len(config.relation_labels) + 1),
+        )
+
+    @classmethod
+    def from_pretrained_encoder(cls, path: str, config: JointConfig) -> JointModel:
+        """New heads on a pretrained encoder (training start)."""
+        return cls(config, AutoModel.from_pretrained(path, **_pooler_kwargs(AutoConfig.from_pretrained(path))))
+
+    @classmethod
+    def from_encoder_config(cls, encoder_config: PretrainedConfig, config: JointConfig) -> JointModel:
+        """Empty shell to load saved weights into (no download, no pretrained weights read)."""
+        return cls(config, AutoModel.from_config(encoder_config, **_pooler_kwargs(encoder_config)))
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
+
+    def sentence_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_index: torch.Tensor) -> torch.Tensor:
+        """Run the encoder once over all windows; return per-sentence token states [S, T, H]."""
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        flat = hidden.reshape(-1, hidden.shape[-1])
+        return flat[token_index]
+
+    def token_logits(self, states: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
+        """BIO logits per word [S, N, labels], read at each word's first token."""
+        words = torch.gather(states, 1, word_index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
+        return self.token_head(self.dropout(words))
+
+    def relation_logits(self, states: torch.Tensor, pair_sentence: torch.Tensor, pair_spans: torch.Tensor, pair_labels: torch.Tensor, pair_allowed: torch.Tensor) -> torch.Tensor:
+        """Logits [P, relations + 1] for candidate pairs; forbidden classes get a very low score."""
+        s = pair_sentence
+        head_first, head_last, tail_first, tail_last = pair_spans.unbind(-1)
+        between = self._between(states, s, torch.minimum(head_last, tail_last) + 1, torch.maximum(head_first, tail_first))
+        features = torch.cat(
+            [
+                states[s, head_first], states[s, head_last], states[s, tail_first], states[s, tail_last], between,
+                self.type_embedding(pair_labels[:, 0]), self.type_embedding(pair_labels[:, 1]),
+            ],
+            dim=-1,
+        )
+        logits = self.relation_head(self.dropout(features))
+        return logits.masked_fill(~pair_allowed, torch.finfo(logits.dtype).min / 2)
+
+    @staticmethod
+    def _between(states: torch.Tensor, sentence: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+        """Mean state of tokens [start, end) in each pair's sentence; zeros when the arguments touch."""
+        cumulative = torch.cat([torch.zeros_like(states[:, :1]), states.cumsum(dim=1)], dim=1)
+        end = torch.maximum(end, start)
+        total = cumulative[sentence, end] - cumulative[sentence, start]
+        return total / (end - start).clamp(min=1).unsqueeze(-1).to(total.dtype)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Training/evaluation pass with gold entity pairs; returns logits and, with targets, the loss."""
+        states = self.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"])
+        out = {"token_logits": self.token_logits(states, batch["word_index"])}
+        has_pairs = batch["pair_sentence"].numel() > 0
+        if has_pairs:
+            out["relation_logits"] = self.relation_logits(states, batch["pair_sentence"], batch["pair_spans"], batch["pair_labels"], batch["pair_allowed"])
+        if "word_labels" in batch:
+            logits = out["token_logits"]
+            loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["word_labels"].reshape(-1), ignore_index=IGNORE)
+            if has_pairs and (batch["pair_targets"] != IGNORE).any():
+                relation_loss = nn.functional.cross_entropy(out["relation_logits"].float(), batch["pair_targets"], ignore_index=IGNORE)
+                loss = loss + self.config.relation_loss_weight * relation_loss
+            out["loss"] = loss
+        return out
+
+
+def _pooler_kwargs(encoder_config: PretrainedConfig) -> dict:
+    """BERT-like encoders get no pooling layer: the heads never use it, and it would warn as unused."""
+    return {"add_pooling_layer": False} if encoder_config.model_type in _WITH_POOLER else {}
+
+
+_WITH_POOLER = {"bert", "roberta", "camembert", "xlm-roberta"}

@@ -1,0 +1,104 @@
+"""The one inference object behind the CLI, the HTTP API, evaluation and the tests.
+
+Each sentence goes through the encoder once (in windows when it is longer than the
+model's maximum length); the token head gives entities, then the relation head scores
+the candidate pairs of those entities from the same encoder states.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+from veille.annotation.document import Example
+from veille.annotation.schema import Schema
+
+from .batch import Collator, pair_tensors
+from .checkpoint import LoadedModel, load_model
+from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
+from .encoding import Encoded, encode, entity_token_range
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class Predictor:
+    schema: Schema
+    model_name: str
+    model_version: str
+    device: torch.device
+
+    def __init__(self, loaded: LoadedModel, device: torch.device) -> None:
+        self.loaded = loaded
+        self.model = loaded.model
+        self.tokenizer = loaded.tokenizer
+        self.schema = loaded.schema
+        self.model_name = loaded.name
+        self.model_version = loaded.version
+        self.device = device
+        config = loaded.model.config
+        self.collate = Collator(self.tokenizer, config.max_length, config.stride)
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "auto", dtype: str | None = None) -> Predictor:
+        """Load a model directory (see :mod:`veille.models.checkpoint`) for inference."""
+        loaded = load_model(model_dir)
+        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        if dtype is not None and dtype not in _DTYPES:
+            raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(_DTYPES)})")
+        loaded.model.to(device=target, dtype=_DTYPES[dtype] if dtype else None)
+        return cls(loaded, target)
+
+    @torch.inference_mode()
+    def predict(self, sentences: list[str], batch_size: int = 32, relation_threshold: float = 0.5, min_entity_score: float = 0.0) -> list[Example]:
+        """One Example per sentence, offsets into that sentence, Entity.score / Relation.score set."""
+        results: list[Example | None] = [None] * len(sentences)
+        for indices, encoded, states, batch in self._batches(sentences, batch_size):
+            word_probs = self.model.token_logits(states, batch["word_index"]).float().softmax(-1).cpu()
+            examples = []
+            for row, (i, enc) in enumerate(zip(indices, encoded)):
+                entities = decode_entities(word_probs[row, : len(enc.words)], enc.words, sentences[i], self.model.config.bio_labels, min_entity_score)
+                examples.append(Example(str(i), sentences[i], entities))
+            self._add_relations(examples, encoded, states, relation_threshold)
+            for i, example in zip(indices, examples):
+                results[i] = example
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def predict_relations(self, examples: list[Example], batch_size: int = 32, relation_threshold: float = 0.5) -> list[Example]:
+        """Relations between the given (gold) entities: the relation head scored on its own."""
+        results: list[Example | None] = [None] * len(examples)
+        texts = [e.text for e in examples]
+        for indices, encoded, states, _ in self._batches(texts, batch_size):
+            batch_examples = [Example(examples[i].id, examples[i].text, list(examples[i].entities), [], dict(examples[i].meta)) for i in indices]
+            self._add_relations(batch_examples, encoded, states, relation_threshold)
+            for i, example in zip(indices, batch_examples):
+                results[i] = example
+        return results  # type: ignore[return-value]
+
+    def _batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], list[Encoded], torch.Tensor, dict]]:
+        """Length-sorted batches (less padding), each run through the encoder once."""
+        encoded = [encode(self.tokenizer, text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i].input_ids))
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            batch = {k: v.to(self.device) for k, v in self.collate([encoded[i] for i in indices]).items()}
+            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"])
+            yield indices, [encoded[i] for i in indices], states, batch
+
+    def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float) -> None:
+        pairs, arguments = [], []
+        for row, (example, enc) in enumerate(zip(examples, encoded)):
+            ranges = [entity_token_range(enc, entity) for entity in example.entities]
+            pairs.extend(build_pairs(example.entities, ranges, self.schema, row))
+            arguments.append(pair_entities(example.entities, self.schema))
+        if not pairs:
+            return
+        tensors = {k: v.to(self.device) for k, v in pair_tensors(pairs).items()}
+        logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
+        probs = logits.float().softmax(-1).cpu()
+        offset = 0
+        for example, pair_args in zip(examples, arguments):
+            example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, threshold)
+            offset += len(pair_args)

@@ -1,0 +1,102 @@
+"""Word alignment, BIO labels, windows, span cleaning and pair decoding, on the tiny tokenizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from veille.annotation.corpus import read_corpus
+from veille.annotation.document import Entity, Relation
+from veille.annotation.schema import load_schema
+from veille.models.batch import Collator
+from veille.models.decoding import build_pairs, clean_span, decode_entities, decode_relations, pair_entities
+from veille.models.encoding import bio_labels, encode, encode_example, split_words, windows
+
+SCHEMA = load_schema()
+LABELS = bio_labels(SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_base_model):
+    return AutoTokenizer.from_pretrained(tiny_base_model)
+
+
+def test_words_split_elisions_and_punctuation():
+    text = "PDG d'OpenAI, 49 %."
+    assert [text[s:e] for s, e in split_words(text)] == ["PDG", "d", "'", "OpenAI", ",", "49", "%", "."]
+
+
+def test_every_gold_span_of_the_mini_corpus_maps_to_words_and_back(tokenizer, mini_gold):
+    """BIO labels on the first token of each word, decoded again, give exactly the gold spans."""
+    for example in read_corpus(mini_gold, SCHEMA):
+        enc = encode_example(tokenizer, example, SCHEMA)
+        assert enc.unaligned == 0
+        assert all(enc.offsets[t][0] >= s for t, (s, _) in zip(enc.word_tokens, enc.words))
+        one_hot = torch.nn.functional.one_hot(torch.tensor(enc.word_labels), len(LABELS)).float()
+        decoded = decode_entities(one_hot, enc.words, example.text, LABELS)
+        assert [e.span() for e in decoded] == [e.span() for e in example.entities], example.id
+
+
+def test_windows_overlap_and_cover_every_token():
+    spans = windows(100, size=30, stride=10)
+    assert spans[0].start == 0 and spans[-1].end == 100
+    assert all(b.start < a.end for a, b in zip(spans, spans[1:]))  # overlapping
+    assert windows(20, size=30, stride=10) == [windows(20, 30, 10)[0]] and len(windows(20, 30, 10)) == 1
+
+
+def test_a_long_sentence_is_split_into_windows_and_gathered_back_whole(tokenizer):
+    text = " ".join(["Meta rachète Scale AI à Menlo Park pour 14 milliards de dollars."] * 12)
+    enc = encode(tokenizer, text)
+    collate = Collator(tokenizer, max_length=32, stride=8)
+    batch = collate([enc, encode(tokenizer, "Meta.")])
+    assert batch["input_ids"].shape[0] > 2 and batch["input_ids"].shape[1] <= 32
+    gathered = batch["input_ids"].flatten()[batch["token_index"][0, : len(enc.input_ids)]]
+    assert gathered.tolist() == enc.input_ids  # no token lost, none truncated
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("d'OpenAI", "OpenAI"), ("l’Elysée", "Elysée"), ("« Meta »", "Meta"), ("L'Oréal", "L'Oréal"), ("49 %", "49 %"), ("Inc.", "Inc."), (", ", None)],
+)
+def test_clean_span_strips_leading_elisions_and_punctuation(text, expected):
+    cleaned = clean_span(text, 0, len(text))
+    assert (text[cleaned[0] : cleaned[1]] if cleaned else None) == expected
+
+
+def test_decoding_opens_a_span_on_a_stray_inside_tag_and_scores_entities():
+    text = "Wang rejoint Scale AI"
+    words = split_words(text)
+    tags = ["B-PER", "O", "I-ORG", "I-ORG"]
+    probs = torch.full((4, len(LABELS)), 0.0)
+    for row, tag in enumerate(tags):
+        probs[row, LABELS.index(tag)] = 0.8
+    entities = decode_entities(probs, words, text, LABELS)
+    assert [(text[e.start : e.end], e.label, e.id) for e in entities] == [("Wang", "PER", "T1"), ("Scale AI", "ORG", "T2")]
+    assert entities[0].score == pytest.approx(0.8)
+    assert decode_entities(probs, words, text, LABELS, min_score=0.9) == []
+
+
+def test_pairs_follow_the_schema_and_symmetric_gold_counts_both_ways():
+    entities = [Entity("T1", 0, 4, "ORG"), Entity("T2", 5, 11, "ORG"), Entity("T3", 12, 16, "PER")]
+    gold = [Relation("T1", "T2", "COMPETES_WITH")]
+    pairs = build_pairs(entities, [(0, 0), (1, 1), (2, 2)], SCHEMA, 0, gold)
+    args = pair_entities(entities, SCHEMA)
+    assert [(h.id, t.id) for h, t in args] == [("T1", "T2"), ("T2", "T1"), ("T3", "T1"), ("T3", "T2")]  # no ORG → PER relation exists
+    competes = SCHEMA.relation_labels.index("COMPETES_WITH") + 1
+    assert [p.target for p in pairs] == [competes, competes, 0, 0]
+    has_role = SCHEMA.relation_labels.index("HAS_ROLE") + 1
+    assert not pairs[2].allowed[has_role] and pairs[2].allowed[SCHEMA.relation_labels.index("EMPLOYEE_OF") + 1]
+
+
+def test_symmetric_relation_predicted_both_ways_is_kept_once_with_its_best_score():
+    entities = [Entity("T1", 0, 4, "ORG"), Entity("T2", 5, 11, "ORG")]
+    args = pair_entities(entities, SCHEMA)
+    probs = torch.zeros(len(args), len(SCHEMA.relation_labels) + 1)
+    competes = SCHEMA.relation_labels.index("COMPETES_WITH") + 1
+    probs[0, competes], probs[0, 0] = 0.7, 0.3
+    probs[1, competes], probs[1, 0] = 0.9, 0.1
+    relations = decode_relations(probs, args, SCHEMA, threshold=0.5)
+    assert [(r.head, r.tail, r.label) for r in relations] == [("T2", "T1", "COMPETES_WITH")]
+    assert relations[0].score == pytest.approx(0.9)
+    assert decode_relations(probs, args, SCHEMA, threshold=0.95) == []

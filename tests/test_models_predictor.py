@@ -1,0 +1,91 @@
+"""Loading a trained model directory and predicting with it: the Predictor contract."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from veille.annotation.schema import load_schema, parse_schema
+from veille.models.checkpoint import REQUIRED_FILES, CheckpointError, check_schema, load_model
+from veille.models.predictor import Predictor
+
+LONG = " ".join(["Alexandr Wang, PDG de Scale AI, rejoint Meta à Menlo Park pour 14 milliards de dollars."] * 8)
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_trained_model) -> Predictor:
+    return Predictor.load(tiny_trained_model, device="cpu")
+
+
+def test_predict_returns_one_valid_example_per_sentence(predictor):
+    sentences = ["Alexandr Wang, PDG de Scale AI, rejoint Meta.", "", LONG, "Mistral AI concurrence OpenAI."]
+    examples = predictor.predict(sentences, batch_size=2)
+    assert [e.text for e in examples] == sentences
+    for example in examples:
+        assert [e.id for e in example.entities] == [f"T{i}" for i in range(1, len(example.entities) + 1)]
+        for entity in example.entities:
+            assert 0 <= entity.start < entity.end <= len(example.text) and 0.0 <= entity.score <= 1.0
+            assert example.mention(entity) == example.mention(entity).strip()
+        ids = {e.id for e in example.entities}
+        assert all(r.head in ids and r.tail in ids and 0.0 <= r.score <= 1.0 for r in example.relations)
+    assert examples[1].entities == []
+
+
+def test_one_encoder_pass_per_batch_serves_both_heads(predictor):
+    calls = []
+    handle = predictor.model.encoder.register_forward_hook(lambda module, args, output: calls.append(1))
+    try:
+        predictor.predict(["Meta rachète Scale AI.", "Wang rejoint Meta.", "Apple est à Cupertino."], batch_size=32, relation_threshold=0.0)
+    finally:
+        handle.remove()
+    assert len(calls) == 1
+
+
+def test_long_sentence_entities_cover_its_end(predictor):
+    """No silent truncation: with windows, the model sees (and may tag) the end of a long sentence."""
+    assert len(predictor.tokenizer(LONG)["input_ids"]) > 2 * predictor.model.config.max_length
+    alone = predictor.predict([LONG])[0]
+    assert alone.entities and max(e.end for e in alone.entities) > len(LONG) // 2
+
+
+def test_thresholds_filter_scores(predictor):
+    text = ["Alexandr Wang, PDG de Scale AI, rejoint Meta."]
+    assert predictor.predict(text, min_entity_score=1.01)[0].entities == []
+    assert predictor.predict(text, relation_threshold=1.01)[0].relations == []
+
+
+def test_model_directory_holds_everything_and_names_its_version(tiny_trained_model, predictor):
+    names = {p.name for p in tiny_trained_model.iterdir()}
+    assert set(REQUIRED_FILES) | {"metrics.json", "README.md", "training_curves.png", "per_label_f1.png"} <= names
+    assert predictor.model_name == tiny_trained_model.name and predictor.model_version != "unknown"
+    assert predictor.schema.same_labels(load_schema())
+    card = (tiny_trained_model / "README.md").read_text(encoding="utf-8")
+    assert "## Scores on dev" in card and "CPU" in card and "| PER |" in card
+
+
+@pytest.mark.parametrize("missing", ["model.safetensors", "schema.json", "joint_config.json"])
+def test_incomplete_directory_is_refused_naming_the_missing_file(tmp_path, tiny_trained_model, missing):
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, broken)
+    (broken / missing).unlink()
+    with pytest.raises(CheckpointError, match=f"incomplete model directory, missing {missing}"):
+        Predictor.load(broken)
+
+
+def test_corrupt_weights_are_refused(tmp_path, tiny_trained_model):
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="cannot load the model"):
+        load_model(broken)
+
+
+def test_schema_mismatch_is_explained(tiny_trained_model):
+    other = load_schema().to_dict()
+    other["entities"] = [e for e in other["entities"] if e["label"] != "PRODUCT"]
+    other["relations"] = [r for r in other["relations"] if r["label"] != "DEVELOPS"]
+    with pytest.raises(CheckpointError, match=r"schema mismatch.*only in the model \['PRODUCT'\]"):
+        check_schema(load_schema(), parse_schema(json.loads(json.dumps(other))), tiny_trained_model)
+    check_schema(load_schema(), load_schema(), tiny_trained_model)  # same labels: accepted

@@ -1,0 +1,139 @@
+"""``veille train`` / ``veille evaluate`` end to end on the tiny CamemBERT, and their bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from typer.testing import CliRunner
+
+from veille.annotation.corpus import CorpusError, read_corpus
+from veille.annotation.scoring import score_entities, score_relations
+from veille.models.base import BaseModelError
+from veille.models.predictor import Predictor
+from veille.training.config import TrainConfig
+from veille.training.trainer import TrainingError, train
+
+runner = CliRunner()
+
+
+def tiny_config(base, data, output, **overrides) -> TrainConfig:
+    settings = dict(
+        base_model=str(base), train_files=[str(data)], dev_files=[str(data)], output=str(output), epochs=1, batch_size=8,
+        lr_encoder=1e-3, lr_heads=1e-2, max_length=64, stride=16, device="cpu", patience=5,
+    )
+    return TrainConfig(**{**settings, **overrides})
+
+
+def test_learns_a_small_training_set(tmp_path, tiny_base_model, mini_gold):
+    """Overfitting 12 sentences must reach a high F1 on them: a broken loss or alignment cannot."""
+    lines = mini_gold.read_text(encoding="utf-8").splitlines()[:12]
+    data = tmp_path / "small.jsonl"
+    data.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = tiny_config(tiny_base_model, data, tmp_path / "model", epochs=25, batch_size=4, lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0, patience=25, dropout=0.0)
+    train(config, progress=False)
+    gold = read_corpus(data)
+    predicted = Predictor.load(tmp_path / "model").predict([g.text for g in gold])
+    for g, p in zip(gold, predicted):
+        p.id = g.id
+    assert score_entities(gold, predicted).micro.f1 >= 0.9
+    assert score_relations(gold, predicted, Predictor.load(tmp_path / "model").schema).micro.f1 >= 0.7
+
+
+def test_same_seed_same_weights_on_cpu(tmp_path, tiny_base_model, mini_gold):
+    for name in ("a", "b"):
+        train(tiny_config(tiny_base_model, mini_gold, tmp_path / name), progress=False)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
+
+
+def test_existing_model_is_kept_unless_overwrite(tmp_path, tiny_base_model, mini_gold):
+    config = tiny_config(tiny_base_model, mini_gold, tmp_path / "model")
+    train(config, progress=False)
+    before = (tmp_path / "model" / "model.safetensors").read_bytes()
+    with pytest.raises(TrainingError, match="already holds a model; pass --overwrite"):
+        train(config, progress=False)
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() == before
+    train(tiny_config(tiny_base_model, mini_gold, tmp_path / "model", seed=99), overwrite=True, progress=False)
+    assert (tmp_path / "model" / "model.safetensors").read_bytes() != before
+
+
+def test_resume_continues_an_interrupted_run(tmp_path, tiny_base_model, mini_gold):
+    """Kill a real training process after its first epoch, then resume it to the end."""
+    output = tmp_path / "model"
+    config = tiny_config(tiny_base_model, mini_gold, output, epochs=3)
+    script = f"from veille.training.config import from_dict; from veille.training.trainer import train; train(from_dict({config.to_dict()!r}), progress=False)"
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = output / ".resume" / "trainer_state.json"
+    deadline = time.monotonic() + 120
+    while not state.is_file() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+    assert state.is_file(), "the run finished or failed before its first epoch was saved"
+    done = json.loads(state.read_text())["epoch"]
+    assert 1 <= done < 3
+    with pytest.raises(TrainingError, match="already holds a model"):
+        train(config, progress=False)
+    result = train(config, resume=True, progress=False)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert not (output / ".resume").exists()
+    with pytest.raises(TrainingError, match="nothing to resume"):
+        train(config, resume=True, progress=False)
+
+
+def test_bad_training_inputs_are_refused_clearly(tmp_path, tiny_base_model, mini_gold):
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(CorpusError, match="no examples"):
+        train(tiny_config(tiny_base_model, empty, tmp_path / "m1"), progress=False)
+    invalid = tmp_path / "invalid.jsonl"
+    invalid.write_text(mini_gold.read_text(encoding="utf-8").splitlines()[0] + "\n{not json\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"invalid.jsonl:2: <line>: invalid JSON"):
+        train(tiny_config(tiny_base_model, invalid, tmp_path / "m2"), progress=False)
+    with pytest.raises(BaseModelError, match="no-such-model"):
+        train(tiny_config(tmp_path / "no-such-model", mini_gold, tmp_path / "m3"), progress=False)
+    assert not (tmp_path / "m1").exists() and not (tmp_path / "m3").exists()
+
+
+def test_cli_train_reports_errors_without_traceback(tmp_path, mini_gold):
+    from veille.cli import app
+
+    result = runner.invoke(app, ["train", "--config", "quick", "--base-model", str(tmp_path / "missing"), "--train", str(mini_gold), "--dev", str(mini_gold), "-o", str(tmp_path / "m")])
+    assert result.exit_code == 2 and "cannot load base model" in result.output
+    result = runner.invoke(app, ["train", "--config", "nope"])
+    assert result.exit_code == 2 and "no such config file or preset" in result.output
+
+
+def test_cli_evaluate_writes_metrics_report_and_chart(tmp_path, tiny_trained_model, mini_gold):
+    from veille.cli import app
+
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--model", str(tiny_trained_model), "--data", str(mini_gold), "-o", str(out), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["sentences"] == 26
+    assert set(metrics) >= {"entities", "relations", "relations_gold_entities"}
+    assert metrics["entities"]["micro"]["support"] == sum(len(e.entities) for e in read_corpus(mini_gold))
+    assert "### Entities" in (out / "report.md").read_text() and (out / "per_label_f1.png").stat().st_size > 1000
+    assert len(read_corpus(out / "predictions.jsonl")) == 26
+    assert "micro F1" in result.output
+
+
+def test_cli_evaluate_refuses_schema_mismatch_and_unknown_labels(tmp_path, tiny_trained_model, mini_gold):
+    from veille.cli import app
+
+    schema = json.loads((tiny_trained_model / "schema.json").read_text())
+    schema["entities"].append({"label": "EVENT", "description": "x"})
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps(schema))
+    result = runner.invoke(app, ["evaluate", "-m", str(tiny_trained_model), "-d", str(mini_gold), "--schema", str(other)])
+    assert result.exit_code == 2 and "schema mismatch" in result.output
+    foreign = tmp_path / "foreign.jsonl"
+    foreign.write_text(json.dumps({"id": "x", "text": "Paris 2024", "entities": [{"id": "T1", "start": 0, "end": 5, "label": "EVENT"}]}) + "\n")
+    result = runner.invoke(app, ["evaluate", "-m", str(tiny_trained_model), "-d", str(foreign)])
+    assert result.exit_code == 2 and "foreign.jsonl:1: entities[0].label: unknown entity label 'EVENT'" in result.output
+    result = runner.invoke(app, ["evaluate", "-m", str(tmp_path), "-d", str(mini_gold)])
+    assert result.exit_code == 2 and "incomplete model directory" in result.output

@@ -1,0 +1,92 @@
+"""Training configuration: one dataclass, TOML presets, CLI overrides on top.
+
+Presets (``training/presets/*.toml``): ``default`` (camembert-base, GPU-sized),
+``offline`` (the bundled e5-small-offline encoder) and ``quick`` (a few CPU minutes).
+Data paths default to the compiled gold corpus shipped in ``veille.annotation``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import veille.annotation
+
+PRESETS_DIR = Path(__file__).parent / "presets"
+CORPUS_DIR = Path(veille.annotation.__file__).parent / "corpus"
+
+
+class ConfigError(ValueError):
+    """A preset or config file is missing or has an unknown or ill-typed key."""
+
+
+def corpus_file(split: str) -> str:
+    return str(CORPUS_DIR / f"{split}.jsonl")
+
+
+@dataclass
+class TrainConfig:
+    base_model: str = "camembert-base"
+    train_files: list[str] = field(default_factory=lambda: [corpus_file("train")])
+    dev_files: list[str] = field(default_factory=lambda: [corpus_file("dev")])
+    output: str = "runs/veille-model"
+    schema: str | None = None  # default: the built-in v1 scheme
+    epochs: int = 10
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr_encoder: float = 5e-5
+    lr_heads: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    stride: int = 64
+    dropout: float = 0.1
+    freeze_embeddings: bool = False  # word embeddings: most of a 250k-vocab encoder's parameters
+    freeze_layers: int = 0  # lowest encoder layers kept frozen: no backward pass through them
+    patience: int = 3  # epochs without dev improvement before stopping
+    seed: int = 13
+    device: str = "auto"  # auto | cpu | cuda
+    mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; none on CPU) | no | bf16 | fp16
+    num_threads: int | None = None  # CPU threads for torch
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def load_config(preset_or_file: str = "default", overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """A preset name or a TOML file, then ``overrides`` (None values are ignored)."""
+    path = Path(preset_or_file)
+    if not path.suffix:
+        path = PRESETS_DIR / f"{preset_or_file}.toml"
+    if not path.is_file():
+        presets = ", ".join(sorted(p.stem for p in PRESETS_DIR.glob("*.toml")))
+        raise ConfigError(f"{preset_or_file}: no such config file or preset (presets: {presets})")
+    try:
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return from_dict(values, source=str(path))
+
+
+def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:
+    known = {f.name: f for f in fields(TrainConfig)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
+    defaults = TrainConfig()
+    for key, value in values.items():
+        expected = type(getattr(defaults, key))
+        if getattr(defaults, key) is None or value is None:
+            continue
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            values[key] = float(value)
+        elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+            raise ConfigError(f"{source}: {key}: expected {expected.__name__}, got {value!r}")
+    for key in ("train_files", "dev_files"):
+        if key in values:
+            values[key] = [str(p) for p in values[key]]
+    return TrainConfig(**values)

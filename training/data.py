@@ -1,0 +1,90 @@
+"""Gold JSONL → a ``datasets.Dataset`` of encoded sentences → length-grouped, dynamically padded batches."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+
+from veille.annotation.corpus import read_corpus
+from veille.annotation.document import Example
+from veille.annotation.schema import Schema
+from veille.models.batch import Collator
+from veille.models.decoding import build_pairs
+from veille.models.encoding import Encoded, encode_example
+
+
+def load_dataset(paths: list[str | Path], schema: Schema, tokenizer) -> tuple[Dataset, list[Example], int]:
+    """Validated examples encoded once; also returns the examples and how many gold spans fall inside a token."""
+    examples = read_corpus(paths, schema)
+    rows = []
+    unaligned = 0
+    for example in examples:
+        enc = encode_example(tokenizer, example, schema)
+        unaligned += enc.unaligned
+        rows.append(
+            {
+                "example": example.to_json(with_text=False),
+                "input_ids": enc.input_ids,
+                "offsets": enc.offsets,
+                "words": enc.words,
+                "word_tokens": enc.word_tokens,
+                "word_labels": enc.word_labels,
+                "entity_tokens": enc.entity_tokens,
+                "length": len(enc.input_ids),
+            }
+        )
+    return Dataset.from_list(rows), examples, unaligned
+
+
+class TrainingCollator:
+    """Rows of :func:`load_dataset` → a model batch with gold entity pairs and relation targets."""
+
+    def __init__(self, tokenizer, schema: Schema, max_length: int, stride: int) -> None:
+        self.collate = Collator(tokenizer, max_length, stride)
+        self.schema = schema
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        encoded, pairs = [], []
+        for index, row in enumerate(rows):
+            enc = Encoded(row["input_ids"], [tuple(o) for o in row["offsets"]], [tuple(w) for w in row["words"]], row["word_tokens"], row["word_labels"])
+            example = Example.from_json(row["example"])
+            ranges = [tuple(r) for r in row["entity_tokens"]]
+            pairs.extend(build_pairs(example.entities, ranges, self.schema, index, example.relations))
+            encoded.append(enc)
+        return self.collate(encoded, pairs)
+
+
+class LengthGroupedBatches:
+    """Batches of similar lengths (less padding), in a fresh seeded order each epoch.
+
+    Indices are shuffled, cut into pools of 50 batches, each pool sorted by length and cut
+    into batches, and the batches shuffled: similar lengths together, random order overall.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int) -> None:
+        self.lengths = lengths
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = random.Random(self.seed * 1000 + self.epoch)
+        order = list(range(len(self.lengths)))
+        rng.shuffle(order)
+        pool = self.batch_size * 50
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=self.lengths.__getitem__, reverse=True)
+            batches.extend(chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size))
+        rng.shuffle(batches)
+        return iter(batches)
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)

@@ -1,0 +1,96 @@
+"""What people look at after training or evaluation: PNG charts, a Markdown report, a console table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SECTIONS = (
+    ("entities", "Entities"),
+    ("relations", "Relations, strict end-to-end"),
+    ("relations_gold_entities", "Relations, gold entities given"),
+)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
+    """Training loss and dev F1 per epoch."""
+    plt = _pyplot()
+    epochs = [h["epoch"] for h in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    left.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    left.set(title="training loss", xlabel="epoch")
+    right.plot(epochs, [h["dev_entity_f1"] for h in history], marker="o", label="entities")
+    right.plot(epochs, [h["dev_relation_f1"] for h in history], marker="o", label="relations (strict)")
+    right.set(title="dev micro F1", xlabel="epoch", ylim=(0, 1))
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_per_label(metrics: dict[str, Any], path: Path, title: str = "") -> None:
+    """One horizontal bar chart of per-label F1 for each scored section."""
+    plt = _pyplot()
+    present = [(key, name) for key, name in SECTIONS if key in metrics]
+    fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 5), squeeze=False)
+    for axis, (key, name) in zip(axes[0], present):
+        per_label = metrics[key]["per_label"]
+        labels = list(per_label)
+        axis.barh(labels, [per_label[label]["f1"] for label in labels])
+        axis.set(title=name, xlim=(0, 1), xlabel="F1")
+        axis.invert_yaxis()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def markdown_tables(metrics: dict[str, Any]) -> str:
+    """Per-label P/R/F1 tables with micro and macro rows, one per section."""
+    parts = []
+    for key, name in SECTIONS:
+        if key not in metrics:
+            continue
+        section = metrics[key]
+        rows = ["| label | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+        for label, s in section["per_label"].items():
+            rows.append(f"| {label} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} | {s['support']} |")
+        micro, macro = section["micro"], section["macro"]
+        rows.append(f"| **micro** | {micro['precision']:.3f} | {micro['recall']:.3f} | **{micro['f1']:.3f}** | {micro['support']} |")
+        rows.append(f"| macro | {macro['precision']:.3f} | {macro['recall']:.3f} | {macro['f1']:.3f} | |")
+        parts.append(f"### {name}\n\n" + "\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def evaluation_report(model_dir: str, data: list[str], metrics: dict[str, Any], charts: list[str]) -> str:
+    images = "\n".join(f"![{Path(c).stem}]({Path(c).name})" for c in charts)
+    return (
+        f"# Evaluation of `{model_dir}`\n\n"
+        f"Data: {', '.join(f'`{d}`' for d in data)} ({metrics['sentences']} sentences).\n"
+        "Spans must match exactly (a partial overlap is one false positive and one false negative); "
+        "relations count only with both argument spans, labels and direction right (COMPETES_WITH in either direction).\n\n"
+        f"{markdown_tables(metrics)}\n{images}\n"
+    )
+
+
+def console_table(metrics: dict[str, Any]):
+    """A rich table: one row per section, micro and macro F1."""
+    from rich.table import Table
+
+    table = Table(title=f"{metrics['sentences']} sentences")
+    for column in ("", "micro P", "micro R", "micro F1", "macro F1"):
+        table.add_column(column, justify="right" if column else "left")
+    for key, name in SECTIONS:
+        s = metrics[key]
+        table.add_row(name, f"{s['micro']['precision']:.3f}", f"{s['micro']['recall']:.3f}", f"{s['micro']['f1']:.3f}", f"{s['macro']['f1']:.3f}")
+    return table
