@@ -10,7 +10,7 @@ import importlib
 
 import typer
 
-STAGES = ("annotation", "models", "training")
+STAGES = ("annotation", "models", "serving", "training")
 
 app = typer.Typer(
     name="veille",

@@ -1,0 +1,291 @@
+"""Inference benchmarks of ``veille predict``, each against a baseline measured in the same run.
+
+    python -m veille.serving.benchmark throughput --model runs/veille-quick
+    python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 50000
+    python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
+
+``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
+entities *and* relations, JSONL written) against the Hugging Face
+``pipeline("token-classification", aggregation_strategy="first")`` running the same
+encoder and entity-head weights (exported from the joint model as an
+``AutoModelForTokenClassification``), on the same sentences, device and batch size.
+
+``memory``: peak resident memory of a ``veille predict`` process over N sentences, for
+several N: streaming means it should not grow with the input.
+
+``gpu``: sentences/s and tokens/s of a randomly initialised camembert-base-sized joint
+model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
+the best throughput (the one that saturates the GPU).
+
+Sentences come from the gold corpus and the seed articles, repeated to the size asked.
+Results are printed and written as JSON (``--json``) for the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from veille.annotation.articles import Article
+from veille.annotation.sentences import split_sentences
+
+from .pipeline import PredictOptions, predict_articles
+
+REPO = Path(__file__).resolve().parent.parent
+app = typer.Typer(help="veille inference benchmarks (see the module docstring).", no_args_is_help=True, add_completion=False)
+
+ModelOption = Annotated[Path, typer.Option("--model", "-m", help="Trained model directory (e.g. runs/veille-quick).")]
+JsonOption = Annotated[Optional[Path], typer.Option("--json", help="Also write the results here.")]
+
+
+def corpus_sentences(count: int) -> list[str]:
+    """``count`` real news sentences: the gold corpus texts and the seed articles, cycled."""
+    pool: list[str] = []
+    for path in sorted((REPO / "annotation" / "corpus").glob("*.jsonl")):
+        pool += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    for path in sorted((REPO / "seeds").glob("*.txt")):
+        pool += [s.text for s in split_sentences(path.read_text(encoding="utf-8"))]
+    if not pool:
+        raise typer.BadParameter("no corpus or seed sentences found")
+    return [pool[i % len(pool)] for i in range(count)]
+
+
+def export_token_classifier(model_dir: Path, out_dir: Path) -> Path:
+    """Write the encoder and the entity head of a veille model as a Hugging Face token-classification model.
+
+    The joint model's token head reads the first sub-token of each word, which is what
+    ``aggregation_strategy="first"`` does, so both compute the same entity labels.
+    """
+    import torch
+    from transformers import AutoModelForTokenClassification
+
+    from veille.models.checkpoint import load_model
+
+    loaded = load_model(model_dir)
+    joint = loaded.model
+    config = joint.encoder.config
+    config.num_labels = len(joint.config.bio_labels)
+    config.id2label = dict(enumerate(joint.config.bio_labels))
+    config.label2id = {label: i for i, label in enumerate(joint.config.bio_labels)}
+    classifier = AutoModelForTokenClassification.from_config(config)
+    getattr(classifier, classifier.base_model_prefix).load_state_dict(joint.encoder.state_dict())
+    classifier.classifier.load_state_dict(joint.token_head.state_dict())
+    classifier.eval()
+    probe = loaded.tokenizer("Arthur Mensch dirige Mistral AI à Paris.", return_tensors="pt")
+    with torch.inference_mode():
+        theirs = classifier(**probe).logits
+        ours = joint.token_head(joint.encoder(**probe).last_hidden_state)
+    if not torch.allclose(theirs, ours, atol=1e-4):
+        raise RuntimeError("the exported token classifier does not reproduce the joint model's entity logits")
+    classifier.save_pretrained(out_dir)
+    loaded.tokenizer.save_pretrained(out_dir)
+    return out_dir
+
+
+@app.command()
+def throughput(
+    model: ModelOption,
+    sentences: Annotated[int, typer.Option(help="Sentences to predict.")] = 1000,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16, for both sides.")] = "float32",
+    threads: Annotated[int, typer.Option(help="torch CPU threads for both sides (0: torch's default). 1 gives stable figures on a busy machine.")] = 0,
+    repeats: Annotated[int, typer.Option(help="Timed runs of each, alternating; the best counts.")] = 2,
+    json_out: JsonOption = None,
+) -> None:
+    """veille predict vs the Hugging Face token-classification pipeline on the same weights."""
+    import torch
+    from transformers import pipeline
+
+    from veille.models.predictor import Predictor
+
+    from .writers import open_writers
+
+    if threads:
+        torch.set_num_threads(threads)
+    texts = corpus_sentences(sentences)
+    articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
+    predictor = Predictor.load(model, device=device, dtype=None if dtype == "float32" else dtype)
+    counts = {"entities": 0, "relations": 0, "hf_entities": 0}
+
+    def veille_run(items: list[Article]) -> None:
+        with tempfile.TemporaryDirectory() as tmp, open_writers(["jsonl"], Path(tmp) / "out.jsonl", predictor.schema, sys.stdout) as writers:
+            counts.update(entities=0, relations=0)
+            for prediction in predict_articles(predictor, items, PredictOptions(batch_size=batch_size)):
+                writers[0].write(prediction)
+                counts["entities"] += len(prediction.example.entities)
+                counts["relations"] += len(prediction.example.relations)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hf_dir = export_token_classifier(model, Path(tmp) / "token-classifier")
+        tagger = pipeline("token-classification", model=str(hf_dir), aggregation_strategy="first", device=torch.device(device), dtype=getattr(torch, dtype))
+
+        def hf_run(items: list[str]) -> None:
+            counts["hf_entities"] = sum(len(found) for found in tagger(items, batch_size=batch_size))
+
+        hf_run(texts[:batch_size])  # warm-up
+        veille_run(articles[:batch_size])
+        hf, ours = Timing(), Timing()
+        for _ in range(repeats):  # alternate, keep the best of each: fair to both against background load
+            hf.measure(lambda: hf_run(texts))
+            ours.measure(lambda: veille_run(articles))
+    result = {
+        "benchmark": "throughput",
+        "model": str(model),
+        "device": device,
+        "dtype": dtype,
+        "torch_threads": torch.get_num_threads(),
+        "sentences": len(texts),
+        "batch_size": batch_size,
+        "veille_sentences_per_s": round(len(texts) / ours.wall, 1),
+        "hf_pipeline_sentences_per_s": round(len(texts) / hf.wall, 1),
+        "ratio": round(hf.wall / ours.wall, 2),
+        "ratio_cpu_time": round(hf.cpu / ours.cpu, 2),
+        "veille_entities": counts["entities"],
+        "veille_relations": counts["relations"],
+        "hf_entities": counts["hf_entities"],
+    }
+    _report(result, json_out)
+
+
+@dataclass
+class Timing:
+    """Best wall-clock and CPU time over several runs (CPU time is robust to other processes on the machine)."""
+
+    wall: float = float("inf")
+    cpu: float = float("inf")
+
+    def measure(self, run: Callable[[], None]) -> None:
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        self.wall = min(self.wall, time.perf_counter() - wall)
+        self.cpu = min(self.cpu, time.process_time() - cpu)
+
+
+def peak_rss_mb(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Run ``command``; return its peak resident memory (MB, from wait4) and its duration (s)."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **env})
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{process.stderr.read().decode()[-2000:]}")
+    return usage.ru_maxrss / 1024, elapsed
+
+
+@app.command()
+def memory(
+    model: ModelOption,
+    sizes: Annotated[list[int], typer.Option("--sizes", help="Numbers of sentences (repeat the option).")] = [10_000, 50_000],  # noqa: B006
+    per_article: Annotated[int, typer.Option(help="Sentences per generated article.")] = 10,
+    device: Annotated[str, typer.Option()] = "cpu",
+    dtype: Annotated[str, typer.Option(help="--dtype of veille predict (bfloat16 is faster on CPUs with AMX).")] = "float32",
+    threads: Annotated[int, typer.Option(help="OMP_NUM_THREADS of veille predict (0: torch's default).")] = 0,
+    json_out: JsonOption = None,
+) -> None:
+    """Peak RSS of `veille predict` for each input size (streaming: it should stay flat)."""
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            texts = corpus_sentences(size)
+            source = Path(tmp) / f"articles-{size}.jsonl"
+            with source.open("w", encoding="utf-8") as handle:
+                for start in range(0, size, per_article):
+                    article = " ".join(texts[start : start + per_article])
+                    handle.write(json.dumps({"id": f"a{start}", "text": article}, ensure_ascii=False) + "\n")
+            command = [sys.executable, "-m", "veille", "predict", "--model", str(model), str(source), "-o", str(Path(tmp) / "out.jsonl"), "--device", device, "--dtype", dtype, "-q"]
+            rss, elapsed = peak_rss_mb(command, {"OMP_NUM_THREADS": str(threads)} if threads else {})
+            runs.append({"sentences": size, "peak_rss_mb": round(rss, 1), "seconds": round(elapsed, 1), "output_mb": round((Path(tmp) / "out.jsonl").stat().st_size / 2**20, 1)})
+            print(f"{size} sentences: peak RSS {rss:.0f} MB in {elapsed:.0f} s", file=sys.stderr)
+    result = {"benchmark": "memory", "model": str(model), "device": device, "dtype": dtype, "runs": runs, "max_over_min": round(max(r["peak_rss_mb"] for r in runs) / min(r["peak_rss_mb"] for r in runs), 3)}
+    _report(result, json_out)
+
+
+@app.command()
+def gpu(
+    sentences: Annotated[int, typer.Option(help="Sentences per measurement.")] = 4096,
+    batch_sizes: Annotated[list[int], typer.Option("--batch-size", help="Batch sizes to sweep (repeat the option).")] = [8, 16, 32, 64, 128, 256, 512],  # noqa: B006
+    device: Annotated[str, typer.Option()] = "cuda",
+    dtype: Annotated[Optional[str], typer.Option(help="Default: bfloat16 on GPU.")] = None,
+    json_out: JsonOption = None,
+) -> None:
+    """Throughput of a camembert-base-sized joint model (random weights) over batch sizes."""
+    import torch
+
+    from veille.models.predictor import Predictor
+
+    texts = corpus_sentences(sentences)
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_base_sized_model(Path(tmp) / "base-sized")
+        predictor = Predictor.load(model_dir, device=device, dtype=dtype or ("bfloat16" if device.startswith("cuda") else None))
+        tokens = sum(len(ids) for ids in predictor.tokenizer(texts, add_special_tokens=True)["input_ids"])
+        sweep = []
+        for batch_size in batch_sizes:
+            options = PredictOptions(batch_size=batch_size)
+            articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
+
+            def run(items: list[Article], options: PredictOptions = options) -> None:
+                for _ in predict_articles(predictor, items, options):
+                    pass
+                if device.startswith("cuda"):
+                    torch.cuda.synchronize()
+
+            run(articles[: 2 * batch_size])  # warm-up
+            timing = Timing()
+            timing.measure(lambda: run(articles))
+            seconds = timing.wall
+            sweep.append({"batch_size": batch_size, "sentences_per_s": round(len(texts) / seconds, 1), "tokens_per_s": round(tokens / seconds)})
+            print(sweep[-1], file=sys.stderr)
+    best = max(r["sentences_per_s"] for r in sweep)
+    saturating = min(r["batch_size"] for r in sweep if r["sentences_per_s"] >= 0.95 * best)
+    name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+    _report({"benchmark": "gpu", "device": name, "sentences": len(texts), "tokens": tokens, "sweep": sweep, "saturating_batch_size": saturating}, json_out)
+
+
+def build_base_sized_model(out_dir: Path) -> Path:
+    """A joint model of camembert-base's shape (12 × 768, 12 heads) with the e5-small-offline tokenizer.
+
+    The weights are random: speed does not depend on them, except through the number of
+    entities found (relation candidates), so the entity head is biased towards « O » to
+    find a few entities per sentence, as a trained model does.
+    """
+    import torch
+    from transformers import AutoTokenizer, CamembertConfig, CamembertModel
+
+    from veille.annotation.schema import load_schema
+    from veille.models.base import resolve_base_model
+    from veille.models.checkpoint import save_model
+    from veille.models.encoding import bio_labels
+    from veille.models.joint import JointConfig, JointModel
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("e5-small-offline"))
+    schema = load_schema()
+    config = CamembertConfig(vocab_size=len(tokenizer), max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    joint = JointModel(JointConfig(bio_labels(schema), schema.entity_labels, schema.relation_labels), CamembertModel(config, add_pooling_layer=False))
+    with torch.no_grad():
+        joint.token_head.bias[0] += 2.5
+    save_model(out_dir, joint, tokenizer, schema, {"benchmark": "random camembert-base-sized"}, base_model="random-camembert-base-sized")
+    return out_dir
+
+
+def _report(result: dict[str, Any], json_out: Path | None) -> None:
+    text = json.dumps(result, indent=2)
+    print(text)
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(text + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    app()

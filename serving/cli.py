@@ -1,0 +1,209 @@
+"""``veille predict`` (batch inference over articles) and ``veille serve`` (HTTP API).
+
+Exit codes of ``veille predict``: 0 every article was processed; 1 some input was
+skipped (each one reported as ``file:line: field: message``), the rest is written;
+2 nothing was done (bad option, model directory that does not load).
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from veille.annotation.articles import read_articles
+from veille.annotation.validate import Problem
+
+from .pipeline import (
+    DEFAULT_BATCH_SIZE,
+    ArticlePrediction,
+    DEFAULT_CHUNK_SENTENCES,
+    DEFAULT_MIN_ENTITY_SCORE,
+    DEFAULT_RELATION_THRESHOLD,
+    PredictOptions,
+    predict_articles,
+)
+from .limits import DEFAULT_LIMITS, ServeLimits
+from .writers import FORMATS, open_writers, output_paths
+
+err = Console(stderr=True, soft_wrap=True)
+
+ModelOption = Annotated[Path, typer.Option("--model", "-m", help="Trained model directory (from `veille train`).")]
+DeviceOption = Annotated[str, typer.Option("--device", help="auto (GPU when present), cpu, cuda, cuda:1, mps.")]
+DtypeOption = Annotated[
+    Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: bfloat16/float16 on GPU, float32 on CPU).")
+]
+BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")]
+RelationOption = Annotated[
+    float, typer.Option("--relation-threshold", min=0.0, max=1.0, help="Keep a relation when its probability is at least this.")
+]
+EntityOption = Annotated[float, typer.Option("--min-entity-score", min=0.0, max=1.0, help="Drop entities scored below this (and their relations).")]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(predict)
+    app.command()(serve)
+
+
+def load_predictor(model: Path, device: str, dtype: str | None):
+    """Load the model, turning a bad directory into a clean CLI error (exit 2)."""
+    from veille.models.predictor import Predictor
+
+    try:
+        check_device(device)
+        return Predictor.load(model, device=device, dtype=dtype or half_precision_on_gpu(device))
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] cannot load model {model}: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def check_device(device: str) -> None:
+    """Refuse a device torch cannot use here, before spending time loading the model."""
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        target = torch.device(device)
+    except RuntimeError:
+        raise ValueError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps)") from None
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: no CUDA GPU is usable here (torch {torch.__version__}); use --device cpu or auto")
+    if target.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu or auto")
+
+
+def half_precision_on_gpu(device: str) -> str | None:
+    """bfloat16 on GPUs that support it, else float16; None (float32) on CPU, where half precision is slower."""
+    import torch
+
+    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if not on_gpu:
+        return None
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def predict(
+    inputs: Annotated[list[str], typer.Argument(help="Articles: .txt files, folders of them (recursive), JSONL {id, text}, or - for stdin.")],
+    model: ModelOption,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Output file, written atomically at the end (default: stdout).")] = None,
+    formats: Annotated[
+        list[str], typer.Option("--format", "-f", help=f"{', '.join(FORMATS)}; repeat to also write the others beside -o.")
+    ] = ["jsonl"],  # noqa: B006 (typer needs a list default)
+    batch_size: BatchOption = DEFAULT_BATCH_SIZE,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = None,
+    relation_threshold: RelationOption = DEFAULT_RELATION_THRESHOLD,
+    min_entity_score: EntityOption = DEFAULT_MIN_ENTITY_SCORE,
+    chunk_sentences: Annotated[
+        int, typer.Option("--chunk-sentences", min=1, help="Sentences held in memory at once, pooled across articles and sorted by length.")
+    ] = DEFAULT_CHUNK_SENTENCES,
+    show: Annotated[int, typer.Option("--show", min=0, help="At the end, print this many of the best-scored relations.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Extract entities and relations from articles: one JSON line per article (or Label Studio tasks, CSV, TSV)."""
+    from tqdm import tqdm
+
+    try:
+        output_paths(formats, output)
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    predictor = load_predictor(model, device, dtype)
+    options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
+    summary = RunSummary(show)
+    with (
+        open_writers(formats, output, predictor.schema, sys.stdout) as writers,
+        tqdm(desc="predict", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar,
+    ):
+        for item in predict_articles(predictor, read_articles(inputs), options):
+            if isinstance(item, Problem):
+                bar.write(f"skipped {item}", file=sys.stderr)
+                summary.skipped += 1
+                continue
+            for writer in writers:
+                writer.write(item)
+            summary.add(item)
+            bar.update(1)
+            bar.set_postfix(sentences=summary.sentences, refresh=False)
+    summary.print(", ".join(str(p) for p in output_paths(formats, output) if p is not None) or "stdout")
+    if summary.skipped:
+        err.print(f"[yellow]{summary.skipped} input(s) skipped[/yellow] (listed above); exit code 1", highlight=False)
+        raise typer.Exit(1)
+
+
+@dataclass
+class RunSummary:
+    """Counts for the closing line, and the ``show`` best-scored relations (a bounded heap: memory stays flat)."""
+
+    show: int = 0
+    articles: int = 0
+    sentences: int = 0
+    entities: int = 0
+    relations: int = 0
+    skipped: int = 0
+    best: list[tuple[float, int, tuple[str, str, str, str]]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def add(self, prediction: ArticlePrediction) -> None:
+        example = prediction.example
+        self.articles += 1
+        self.sentences += len(prediction.sentences)
+        self.entities += len(example.entities)
+        self.relations += len(example.relations)
+        for relation in example.relations if self.show else ():
+            head, tail = (example.mention(example.entity(x)) for x in (relation.head, relation.tail))
+            item = (relation.score or 0.0, self.relations, (example.id, head, relation.label, tail))
+            (heapq.heappush if len(self.best) < self.show else heapq.heappushpop)(self.best, item)
+
+    def print(self, where: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        err.print(
+            f"{self.articles} articles, {self.sentences} sentences → {self.entities} entities, {self.relations} relations "
+            f"in {elapsed:.1f} s ({self.articles / max(elapsed, 1e-9):.1f} articles/s, {self.sentences / max(elapsed, 1e-9):.0f} sentences/s) → {where}",
+            highlight=False,
+        )
+        if self.best:
+            table = Table(title=f"{len(self.best)} best-scored relations")
+            for column in ("article", "head", "relation", "tail", "score"):
+                table.add_column(column)
+            for score, _, (article, head, label, tail) in sorted(self.best, reverse=True):
+                table.add_row(article, head, label, tail, f"{score:.2f}")
+            err.print(table)
+
+
+def serve(
+    model: ModelOption,
+    host: Annotated[str, typer.Option("--host", help="Interface to bind; 0.0.0.0 exposes the API to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 8000,
+    batch_size: BatchOption = DEFAULT_BATCH_SIZE,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = None,
+    relation_threshold: RelationOption = DEFAULT_RELATION_THRESHOLD,
+    min_entity_score: EntityOption = DEFAULT_MIN_ENTITY_SCORE,
+    max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", min=1, help="Larger bodies get 413.")] = DEFAULT_LIMITS.max_request_bytes,
+    max_texts: Annotated[int, typer.Option("--max-texts", min=1, help="Texts per /v1/extract request; more get 422.")] = DEFAULT_LIMITS.max_texts,
+    max_text_chars: Annotated[int, typer.Option("--max-text-chars", min=1, help="Characters per text; longer get 422.")] = DEFAULT_LIMITS.max_text_chars,
+    max_batch_sentences: Annotated[
+        int, typer.Option("--max-batch-sentences", min=1, help="Sentences of concurrent requests run together in one model call.")
+    ] = DEFAULT_LIMITS.max_batch_sentences,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", min=0.0, help="How long a request waits for others to share its batch.")] = DEFAULT_LIMITS.max_wait_ms,
+    shutdown_timeout: Annotated[float, typer.Option("--shutdown-timeout", min=0.0, help="Seconds given to running requests on SIGTERM/Ctrl-C.")] = 30.0,
+) -> None:
+    """Serve the model over HTTP: veille's JSON API (/v1/extract, /docs) and a Label Studio ML backend (/predict)."""
+    import uvicorn
+
+    from .api import create_app
+
+    predictor = load_predictor(model, device, dtype)
+    limits = ServeLimits(max_request_bytes, max_texts, max_text_chars, max_batch_sentences, max_wait_ms)
+    app = create_app(predictor, PredictOptions(batch_size, relation_threshold, min_entity_score), limits)
+    err.print(f"veille serve: model {predictor.model_name} {predictor.model_version} on {predictor.device}; http://{host}:{port}/docs", highlight=False)
+    uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=shutdown_timeout, log_level="info")

@@ -1,0 +1,136 @@
+"""Output formats of ``veille predict``, written as predictions arrive and renamed into place at the end.
+
+- ``jsonl``: one line per article, the gold format with ``score`` on entities and relations
+  and the model name/version in ``meta``.
+- ``labelstudio``: a JSON array of Label Studio tasks, one per sentence, with the
+  predictions as pre-annotations (``veille annotate push --predictions``, or the import
+  dialog of Label Studio). Written element by element, so it streams like JSONL.
+- ``csv`` / ``tsv``: one row per entity and per relation, for spreadsheets.
+
+Every file is written through :func:`veille.annotation.atomic.atomic_open`: a temp file
+next to the target while predicting, renamed onto it only when all input was processed.
+A crash or Ctrl-C leaves the previous file (if any) untouched and no partial output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Protocol
+
+from veille.annotation.atomic import atomic_open
+from veille.annotation.labelstudio.results import prediction_task
+from veille.annotation.schema import Schema
+
+from .pipeline import ArticlePrediction
+
+FORMATS = ("jsonl", "labelstudio", "csv", "tsv")
+SUFFIXES = {"jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv"}
+TABLE_COLUMNS = ("article", "kind", "id", "label", "start", "end", "text", "score", "head", "head_text", "tail", "tail_text")
+
+
+class Writer(Protocol):
+    def write(self, prediction: ArticlePrediction) -> None: ...
+
+    def finish(self) -> None:
+        """Complete the file (closing brackets); only called when every article was written."""
+
+
+class JsonlWriter:
+    def __init__(self, handle: IO[str]) -> None:
+        self.handle = handle
+
+    def write(self, prediction: ArticlePrediction) -> None:
+        self.handle.write(json.dumps(prediction.example.to_json(), ensure_ascii=False) + "\n")
+
+    def finish(self) -> None:
+        self.handle.flush()
+
+
+class LabelStudioWriter:
+    """Tasks with pre-annotations, one per sentence, as a JSON array streamed element by element."""
+
+    def __init__(self, handle: IO[str], schema: Schema) -> None:
+        self.handle, self.schema = handle, schema
+        self.separator = "[\n"
+
+    def write(self, prediction: ArticlePrediction) -> None:
+        version = prediction.model.get("version", "")
+        for sentence in prediction.sentences:
+            task = prediction_task(sentence, self.schema, version)
+            self.handle.write(self.separator + json.dumps(task, ensure_ascii=False))
+            self.separator = ",\n"
+
+    def finish(self) -> None:
+        self.handle.write("[]\n" if self.separator == "[\n" else "\n]\n")
+        self.handle.flush()
+
+
+class TableWriter:
+    """Entities and relations as rows of one flat table (CSV or TSV)."""
+
+    def __init__(self, handle: IO[str], delimiter: str) -> None:
+        self.handle = handle
+        self.rows = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
+        self.rows.writerow(TABLE_COLUMNS)
+
+    def write(self, prediction: ArticlePrediction) -> None:
+        example = prediction.example
+        doc = example.id
+        for entity in example.entities:
+            self.rows.writerow([doc, "entity", entity.id, entity.label, entity.start, entity.end, example.mention(entity), _score(entity.score), "", "", "", ""])
+        for relation in example.relations:
+            head, tail = example.entity(relation.head), example.entity(relation.tail)
+            self.rows.writerow([doc, "relation", "", relation.label, "", "", "", _score(relation.score), relation.head, example.mention(head), relation.tail, example.mention(tail)])
+
+    def finish(self) -> None:
+        self.handle.flush()
+
+
+def _score(score: float | None) -> str:
+    return "" if score is None else f"{score:.4f}"
+
+
+def make_writer(fmt: str, handle: IO[str], schema: Schema) -> Writer:
+    """The writer of a format already checked by :func:`output_paths`."""
+    if fmt == "labelstudio":
+        return LabelStudioWriter(handle, schema)
+    if fmt in ("csv", "tsv"):
+        return TableWriter(handle, "," if fmt == "csv" else "\t")
+    return JsonlWriter(handle)
+
+
+def output_paths(formats: list[str], output: Path | None) -> list[Path | None]:
+    """Where each format goes: the first to ``output`` (None: stdout), the others beside it.
+
+    ``-o preds.jsonl --format jsonl --format csv`` writes ``preds.jsonl`` and ``preds.csv``.
+    Raises ``ValueError`` for an unknown, repeated or unplaceable format.
+    """
+    unknown = [fmt for fmt in formats if fmt not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format {unknown[0]!r} (choose from {', '.join(FORMATS)})")
+    if len(set(formats)) != len(formats):
+        raise ValueError("each --format may be given once")
+    if output is None and len(formats) > 1:
+        raise ValueError("several --format need -o/--output (the extra formats are written beside it)")
+    if output is None:
+        return [None]
+    stem = output.name[: -len(output.suffix)] if output.suffix else output.name
+    return [output] + [output.with_name(stem + SUFFIXES[fmt]) for fmt in formats[1:]]
+
+
+@contextlib.contextmanager
+def open_writers(formats: list[str], output: Path | None, schema: Schema, stdout: IO[str]) -> Iterator[list[Writer]]:
+    """Open one writer per format; files appear (atomically) only if the block completes."""
+    paths = output_paths(formats, output)
+    with contextlib.ExitStack() as stack:
+        writers = []
+        for fmt, path in zip(formats, paths):
+            handle = stdout if path is None else stack.enter_context(atomic_open(path))
+            writers.append(make_writer(fmt, handle, schema))
+        yield writers
+        for writer in writers:
+            writer.finish()

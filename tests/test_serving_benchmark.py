@@ -1,0 +1,28 @@
+"""The benchmark's baseline is fair: the exported token classifier computes the joint model's entity logits."""
+
+from __future__ import annotations
+
+import torch
+from transformers import AutoModelForTokenClassification, pipeline
+
+from veille.models.checkpoint import load_model
+from veille.serving.benchmark import corpus_sentences, export_token_classifier
+
+
+def test_exported_token_classifier_has_the_joint_models_weights(tiny_trained_model, tmp_path) -> None:
+    exported = export_token_classifier(tiny_trained_model, tmp_path / "hf")
+    joint = load_model(tiny_trained_model)
+    classifier = AutoModelForTokenClassification.from_pretrained(exported)
+    sentences = corpus_sentences(3)
+    batch = joint.tokenizer(sentences, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        expected = joint.model.token_head(joint.model.encoder(**batch).last_hidden_state)
+        assert torch.allclose(classifier(**batch).logits, expected, atol=1e-5)
+    assert classifier.config.id2label[0] == "O" and len(classifier.config.id2label) == len(joint.model.config.bio_labels)
+    tagger = pipeline("token-classification", model=str(exported), aggregation_strategy="first", device=torch.device("cpu"))
+    assert len(tagger(sentences)) == 3
+
+
+def test_corpus_sentences_cycles_real_sentences() -> None:
+    sentences = corpus_sentences(500)
+    assert len(sentences) == 500 and all(s.strip() for s in sentences)
