@@ -20,6 +20,7 @@ from .checkpoint import LoadedModel, load_model
 from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
 from .encoding import Encoded, encode, entity_token_range
 
+PAIR_BUCKET = 256
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -95,9 +96,12 @@ class Predictor:
             arguments.append(pair_entities(example.entities, self.schema))
         if not pairs:
             return
-        tensors = {k: v.to(self.device) for k, v in pair_tensors(pairs).items()}
+        # Pad the pair count to a bucket size: tensors of a few recurring shapes let the
+        # allocator reuse its blocks, so memory stays flat over long prediction runs.
+        padded = pairs + [pairs[-1]] * (-len(pairs) % PAIR_BUCKET)
+        tensors = {k: v.to(self.device) for k, v in pair_tensors(padded).items()}
         logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
-        probs = logits.float().softmax(-1).cpu()
+        probs = logits[: len(pairs)].float().softmax(-1).cpu()
         offset = 0
         for example, pair_args in zip(examples, arguments):
             example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, threshold)
