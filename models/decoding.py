@@ -1,7 +1,8 @@
 """From model outputs back to the gold format: BIO words → character spans, pair scores → relations.
 
 Predicted spans are cleaned the way the guidelines write them: no leading elision,
-article-like punctuation or quote (« d'OpenAI » → « OpenAI »). Only lower-case elisions
+article-like punctuation or quote (« d'OpenAI » → « OpenAI »), and an abbreviation keeps
+its period (« Alphabet Inc. »). Only lower-case elisions
 are stripped, because « L'Oréal » is a name. Candidate pairs are every ordered pair of
 entities whose types some relation of the schema allows; a symmetric relation found in
 both directions is kept once, with its best score.
@@ -15,6 +16,7 @@ import torch
 
 from veille.annotation.document import Entity, Relation
 from veille.annotation.schema import Schema
+from veille.annotation.sentences import NEVER_FINAL
 
 from .batch import Pair
 from .encoding import IGNORE
@@ -35,7 +37,15 @@ def clean_span(text: str, start: int, end: int) -> tuple[int, int] | None:
         if not match:
             break
         end = match.start()
+    if start < end and text[end : end + 1] == "." and _ends_with_abbreviation(text[start:end]):
+        end += 1  # the period belongs to « Inc. », « S.A. »: a tokenizer may glue it to the word
     return (start, end) if start < end else None
+
+
+def _ends_with_abbreviation(span: str) -> bool:
+    """Whether the span ends on an abbreviation whose period follows (« Alphabet Inc », « Dupont S.A »)."""
+    word = re.search(r"[\w.]*$", span).group()
+    return word.lower() in NEVER_FINAL or re.fullmatch(r"(?:[A-Z]\.)+[A-Z]", word) is not None
 
 
 def decode_entities(probs: torch.Tensor, words: list[tuple[int, int]], text: str, bio_labels: list[str], min_score: float = 0.0) -> list[Entity]:

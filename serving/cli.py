@@ -7,7 +7,6 @@ skipped (each one reported as ``file:line: field: message``), the rest is writte
 
 from __future__ import annotations
 
-import heapq
 import sys
 import time
 from dataclasses import dataclass, field
@@ -105,7 +104,7 @@ def predict(
     chunk_sentences: Annotated[
         int, typer.Option("--chunk-sentences", min=1, help="Sentences held in memory at once, pooled across articles and sorted by length.")
     ] = DEFAULT_CHUNK_SENTENCES,
-    show: Annotated[int, typer.Option("--show", min=0, help="At the end, print this many of the best-scored relations.")] = 0,
+    show: Annotated[int, typer.Option("--show", min=0, help="At the end, print the best-scored relation of up to this many relation labels.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Extract entities and relations from articles: one JSON line per article (or Label Studio tasks, CSV, TSV)."""
@@ -141,7 +140,11 @@ def predict(
 
 @dataclass
 class RunSummary:
-    """Counts for the closing line, and the ``show`` best-scored relations (a bounded heap: memory stays flat)."""
+    """Counts for the closing line, and the best-scored relation of each label for ``show``.
+
+    One relation per label keeps the sample varied (the top scores are otherwise all the
+    easiest label) and memory flat: at most one kept item per relation label.
+    """
 
     show: int = 0
     articles: int = 0
@@ -149,7 +152,7 @@ class RunSummary:
     entities: int = 0
     relations: int = 0
     skipped: int = 0
-    best: list[tuple[float, int, tuple[str, str, str, str]]] = field(default_factory=list)
+    best: dict[str, tuple[float, tuple[str, str, str, str]]] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
     def add(self, prediction: ArticlePrediction) -> None:
@@ -160,8 +163,9 @@ class RunSummary:
         self.relations += len(example.relations)
         for relation in example.relations if self.show else ():
             head, tail = (example.mention(example.entity(x)) for x in (relation.head, relation.tail))
-            item = (relation.score or 0.0, self.relations, (example.id, head, relation.label, tail))
-            (heapq.heappush if len(self.best) < self.show else heapq.heappushpop)(self.best, item)
+            score = relation.score or 0.0
+            if score > self.best.get(relation.label, (-1.0,))[0]:
+                self.best[relation.label] = (score, (example.id, head, relation.label, tail))
 
     def print(self, where: str) -> None:
         elapsed = time.perf_counter() - self.started
@@ -170,11 +174,12 @@ class RunSummary:
             f"in {elapsed:.1f} s ({self.articles / max(elapsed, 1e-9):.1f} articles/s, {self.sentences / max(elapsed, 1e-9):.0f} sentences/s) → {where}",
             highlight=False,
         )
-        if self.best:
-            table = Table(title=f"{len(self.best)} best-scored relations")
+        shown = sorted(self.best.values(), reverse=True)[: self.show]
+        if shown:
+            table = Table(title=f"{len(shown)} best-scored relations (one per label)")
             for column in ("article", "head", "relation", "tail", "score"):
                 table.add_column(column)
-            for score, _, (article, head, label, tail) in sorted(self.best, reverse=True):
+            for score, (article, head, label, tail) in shown:
                 table.add_row(article, head, label, tail, f"{score:.2f}")
             err.print(table)
 

@@ -64,6 +64,21 @@ def test_clean_span_strips_leading_elisions_and_punctuation(text, expected):
     assert (text[cleaned[0] : cleaned[1]] if cleaned else None) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "end", "expected"),
+    [
+        ("chez Alphabet Inc. et Meta", 17, "Alphabet Inc."),  # the tokenizer glued « Inc. »
+        ("chez Dupont S.A. hier", 15, "Dupont S.A."),
+        ("fondée en 2024.", 14, "2024"),  # a sentence-final period stays out
+        ("rachète Meta.", 12, "Meta"),
+    ],
+)
+def test_clean_span_gives_an_abbreviation_back_its_period(text, end, expected):
+    start = text.index(expected.split()[0])
+    cleaned = clean_span(text, start, end)
+    assert text[cleaned[0] : cleaned[1]] == expected
+
+
 def test_decoding_opens_a_span_on_a_stray_inside_tag_and_scores_entities():
     text = "Wang rejoint Scale AI"
     words = split_words(text)

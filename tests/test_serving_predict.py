@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from itertools import count
 
 import pytest
@@ -153,15 +154,20 @@ def test_bad_model_or_options_exit_2_and_keep_the_previous_output(corpus, tmp_pa
     assert out.read_text(encoding="utf-8") == "previous\n"
 
 
-def test_show_prints_the_best_scored_relations(tiny_trained_model, corpus) -> None:
+def test_show_prints_the_best_scored_relation_of_each_label(tiny_trained_model, corpus) -> None:
     folder, _ = corpus
     result = predict(folder, "--model", tiny_trained_model, "--relation-threshold", "0.0", "--show", "2", "-q")
     assert result.exit_code == 0, result.stderr
-    relations = sorted(
-        ((r["score"], line["id"], r["label"]) for line in map(json.loads, result.stdout.splitlines()) for r in line["relations"]),
-        reverse=True,
-    )
-    assert relations, "with a threshold of 0 the tiny model finds relations"
-    assert f"{min(2, len(relations))} best-scored relations" in result.stderr
-    assert relations[0][2] in result.stderr and f"{relations[0][0]:.2f}" in result.stderr
+    best_per_label: dict[str, float] = {}
+    for line in map(json.loads, result.stdout.splitlines()):
+        for r in line["relations"]:
+            best_per_label[r["label"]] = max(r["score"], best_per_label.get(r["label"], 0.0))
+    assert best_per_label, "with a threshold of 0 the tiny model finds relations"
+    shown = sorted(best_per_label.items(), key=lambda item: -item[1])[:2]
+    table = result.stderr.split("best-scored relations (one per label)")[1]
+    assert f"{len(shown)} best-scored relations (one per label)" in result.stderr
+    for label, score in shown:
+        assert label in table and f"{score:.2f}" in table
+    rows = sum(len(re.findall(rf"(?<![A-Z_]){label}(?![A-Z_])", table)) for label in best_per_label)
+    assert rows == len(shown)  # one row per label shown, none for the others
     assert "articles/s" in result.stderr
