@@ -66,16 +66,16 @@ def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -
 
 
 def _read_file(path: Path, article_id: str) -> Iterator[Article | Problem]:
-    if path.suffix.lower() in JSONL_SUFFIXES:
-        with path.open("rb") as handle:
-            yield from _read_jsonl(handle, str(path))
-        return
     try:
-        data = path.read_bytes()
+        handle = path.open("rb")
     except OSError as exc:
         yield Problem(str(path), 0, "<file>", f"cannot read: {exc.strerror}")
         return
-    yield _text_article(data, article_id, str(path))
+    with handle:
+        if path.suffix.lower() in JSONL_SUFFIXES:
+            yield from _read_jsonl(handle, str(path))  # line by line: memory stays flat
+        else:
+            yield _text_article(handle.read(), article_id, str(path))
 
 
 def _read_stream(stream: BinaryIO, source: str) -> Iterator[Article | Problem]:

@@ -22,12 +22,6 @@ from .validate import Problem
 SPLIT_RATIOS = (("train", 0.70), ("dev", 0.15), ("test", 0.15))
 
 
-class AuthoringError(ValueError):
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems[:30]))
-
-
 @dataclass(frozen=True)
 class Document:
     id: str
@@ -84,10 +78,10 @@ def read_sources(paths: Iterable[Path]) -> tuple[list[Document], list[Problem]]:
                 continue
             examples = documents.setdefault(doc_id, [])
             for i, raw in enumerate(sentences):
-                meta = {"doc": doc_id, "source": path.name, **raw.get("meta", {})}
                 try:
+                    meta = {"doc": doc_id, "source": path.name, **raw.get("meta", {})}
                     examples.append(compile_sentence(raw, f"{doc_id}-s{len(examples):03d}", meta))
-                except (LookupError, KeyError, TypeError, ValueError) as exc:
+                except (LookupError, TypeError, ValueError, AttributeError) as exc:
                     field = f"sentences[{i}]" if "sentences" in item else "entities"
                     problems.append(Problem(str(path), line_no, field, str(exc)))
     return [Document(doc_id, examples) for doc_id, examples in documents.items()], problems

@@ -93,7 +93,7 @@ class Schema:
 
     def same_labels(self, other: Schema) -> bool:
         """Whether two schemas define the same labels and constraints (descriptions may differ)."""
-        return [e.label for e in self.entities] == [e.label for e in other.entities] and [
+        return self.entity_labels == other.entity_labels and [
             (r.label, r.head, r.tail, r.symmetric) for r in self.relations
         ] == [(r.label, r.head, r.tail, r.symmetric) for r in other.relations]
 

@@ -32,7 +32,9 @@ CONTINUATION_WORDS = frozenset(
 _FINAL = re.compile(r"(?:\.{3}|…|[.!?])+(?:[ \u00a0\u202f]?[»\"”’)\]])*")
 _NEXT_START = re.compile(r"\s+(?=[«\"“(\[—–-]?\s*[A-ZÀ-ÖØ-Þ0-9])")
 _GLUED = re.compile(r"(?<=[a-zà-öø-ÿ]{3})(?=([A-ZÀ-ÖØ-Þ][a-zà-öø-ÿ]*)\b)")
-_LIST_MARKER = re.compile(r"(?:^|\n)[ \t]*\d{1,3}\.$")
+_LIST_MARKER = re.compile(r"[ \t]*\d{1,3}\.")  # a whole line: « 2. »
+_WORD_CHAR = re.compile(r"[\w.°-]")
+_BLANKS = re.compile(r"[ \t]*")
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,16 @@ def _paragraph_cuts(text: str) -> list[int]:
     """Cut at blank lines, and at single line breaks unless the line was wrapped mid-sentence."""
     cuts = []
     for match in re.finditer(r"\n", text):
-        before = text[: match.start()].rstrip(" \t")
-        after = text[match.end() :].lstrip(" \t")
-        if not before or not after or after.startswith("\n") or before.endswith("\n"):
+        # Only this line and the start of the next matter: slicing the whole article at each
+        # line break would make long articles quadratic.
+        line = text[text.rfind("\n", 0, match.start()) + 1 : match.start()].rstrip(" \t")
+        next_start = _BLANKS.match(text, match.end()).end()
+        if not line or next_start == len(text) or text[next_start] == "\n":
             cuts.append(match.end())
             continue
-        first = after[0]
-        last_word = re.split(r"[\s'’]", before)[-1].lower()
-        wrapped = first.islower() or before.endswith((",", ";", "-")) or last_word in CONTINUATION_WORDS
+        first = text[next_start]
+        last_word = re.split(r"[\s'’]", line)[-1].lower()
+        wrapped = first.islower() or line.endswith((",", ";", "-")) or last_word in CONTINUATION_WORDS
         if not wrapped:
             cuts.append(match.end())
     return cuts
@@ -96,13 +100,27 @@ def _is_final(text: str, dot: int, punctuation: str) -> bool:
         return True
     if punctuation.startswith("..."):
         return True
-    word = re.search(r"[\w.°-]*$", text[:dot]).group()
+    word = _word_before(text, dot)
     bare = word.rstrip(".").lower()
     if bare.replace(".", "") in NEVER_FINAL or bare in NEVER_FINAL:
         return False
     if re.fullmatch(r"[A-Z](?:\.-?[A-Z])*", word):
         return False  # initials: « J. Smith », « J.-C. », « S.A. »
-    return not _LIST_MARKER.search(text[: dot + 1])
+    return not _LIST_MARKER.fullmatch(text, text.rfind("\n", 0, dot) + 1, dot + 1)
+
+
+def _word_before(text: str, end: int) -> str:
+    """The run of word characters, periods, « ° » and hyphens that ends at ``end`` (before a line break there).
+
+    Scanned backwards from ``end``: a regex search over ``text[:end]`` would rescan the
+    article for every period.
+    """
+    if end and text[end - 1] == "\n":
+        end -= 1
+    start = end
+    while start and _WORD_CHAR.match(text, start - 1):
+        start -= 1
+    return text[start:end]
 
 
 def _glued_cuts(text: str) -> list[int]:

@@ -94,16 +94,16 @@ def _check_relations(
         if label not in schema.relation_labels:
             problems.append((f"{key}.label", f"unknown relation label {label!r}"))
             continue
-        missing = [f"{end}={value!r}" for end, value in (("head", head), ("tail", tail)) if value not in labels]
+        missing = [f"{end}={value!r}" for end, value in (("head", head), ("tail", tail)) if not isinstance(value, str) or value not in labels]
         if missing:
             problems.append((key, f"refers to no entity of this line: {', '.join(missing)}"))
             continue
+        rel = schema.relation(label)
         if head == tail:
             problems.append((key, "head and tail are the same entity"))
-        elif not schema.relation(label).allows(labels[head], labels[tail]):
-            rel = schema.relation(label)
+        elif not rel.allows(labels[head], labels[tail]):
             problems.append((f"{key}.label", f"{label} does not allow {labels[head]} → {labels[tail]} (allowed: {'|'.join(rel.head)} → {'|'.join(rel.tail)})"))
-        pair = tuple(sorted((head, tail))) if schema.is_symmetric(label) else (head, tail)
+        pair = tuple(sorted((head, tail))) if rel.symmetric else (head, tail)
         if (pair[0], pair[1], label) in seen:
             problems.append((key, f"duplicate relation {label} {head} → {tail}"))
         seen.add((pair[0], pair[1], label))

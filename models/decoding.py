@@ -55,12 +55,13 @@ def decode_entities(probs: torch.Tensor, words: list[tuple[int, int]], text: str
     """
     best, tags = probs.max(dim=-1)
     spans: list[tuple[int, int, str, list[float]]] = []
-    for (start, end), tag, score in zip(words, tags.tolist(), best.tolist()):
+    for index, ((start, end), tag, score) in enumerate(zip(words, tags.tolist(), best.tolist())):
         name = bio_labels[tag]
         if name == "O":
             continue
         prefix, label = name.split("-", 1)
-        if prefix == "I" and spans and spans[-1][2] == label and spans[-1][1] == _previous_end(words, start):
+        previous_end = words[index - 1][1] if index else -1  # words are in text order
+        if prefix == "I" and spans and spans[-1][2] == label and spans[-1][1] == previous_end:
             spans[-1] = (spans[-1][0], end, label, spans[-1][3] + [score])
         else:
             spans.append((start, end, label, [score]))
@@ -71,12 +72,6 @@ def decode_entities(probs: torch.Tensor, words: list[tuple[int, int]], text: str
         if cleaned and score >= min_score:
             entities.append(Entity(f"T{len(entities) + 1}", cleaned[0], cleaned[1], label, score))
     return entities
-
-
-def _previous_end(words: list[tuple[int, int]], start: int) -> int:
-    """End of the word just before the one starting at ``start``."""
-    ends = [e for s, e in words if e <= start]
-    return ends[-1] if ends else -1
 
 
 def build_pairs(

@@ -44,10 +44,10 @@ class Predictor:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", dtype: str | None = None) -> Predictor:
         """Load a model directory (see :mod:`veille.models.checkpoint`) for inference."""
-        loaded = load_model(model_dir)
-        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
         if dtype is not None and dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(_DTYPES)})")
+        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        loaded = load_model(model_dir)
         loaded.model.to(device=target, dtype=_DTYPES[dtype] if dtype else None)
         return cls(loaded, target)
 

@@ -93,8 +93,7 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     model = {"name": predictor.model_name, "version": predictor.model_version}
 
-    async def extract_articles(articles: list[Article], request_options: PredictOptions, what: str = "texts") -> list[ArticlePrediction]:
-        _check_sizes([a.text for a in articles], limits, what)
+    async def extract_articles(articles: list[Article], request_options: PredictOptions) -> list[ArticlePrediction]:
         split = [split_sentences(article.text) for article in articles]
         examples = iter(await batcher.predict([s.text for sentences in split for s in sentences], request_options))
         return [assemble_article(a, sentences, [next(examples) for _ in sentences], model) for a, sentences in zip(articles, split)]
@@ -102,9 +101,11 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
     @app.post("/v1/extract", response_model=ExtractResponse, summary="Extract entities and relations from articles")
     async def extract(request: ExtractRequest) -> dict[str, Any]:
         articles = request.to_articles()
+        what = "texts" if request.texts is not None else "articles"
         for index, article in enumerate(articles):
             if not article.text.strip():
-                raise HTTPException(422, f"texts[{index}] (id {article.id!r}) is empty")
+                raise HTTPException(422, f"{what}[{index}] (id {article.id!r}) is empty")
+        _check_sizes([a.text for a in articles], limits.max_text_chars, what, max_count=limits.max_texts)
         request_options = PredictOptions(
             batch_size=options.batch_size,
             relation_threshold=_or(request.relation_threshold, options.relation_threshold),
@@ -148,8 +149,9 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
             if not isinstance(text, str):
                 raise HTTPException(422, f"tasks[{index}].data.{TO_NAME}: missing or not a string (the labelling config must show $text)")
             texts.append(text)
+        _check_sizes(texts, limits.max_text_chars, "tasks", max_count=None)  # indices of all tasks, empty ones included
         articles = [Article(str(task.get("id", i)), text, f"task:{task.get('id', i)}") for i, (task, text) in enumerate(zip(request.tasks, texts))]
-        predicted = iter(await extract_articles([a for a in articles if a.text.strip()], options, what="tasks"))
+        predicted = iter(await extract_articles([a for a in articles if a.text.strip()], options))
         results = []
         for article in articles:
             if not article.text.strip():  # Label Studio wants one prediction per task, even an empty one
@@ -165,14 +167,14 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else value
 
 
-def _check_sizes(texts: list[str], limits: ServeLimits, what: str) -> None:
-    """Texts per request and characters per text; Label Studio's tasks are bounded by bytes only,
-    because it sends every selected task in one request and cannot split on a 422."""
-    if what == "texts" and len(texts) > limits.max_texts:
-        raise HTTPException(422, f"too many {what}: {len(texts)} in one request, at most {limits.max_texts}; split the batch")
+def _check_sizes(texts: list[str], max_chars: int, what: str, max_count: int | None) -> None:
+    """Texts per request (``max_count``) and characters per text. Label Studio's tasks get no count
+    limit (None), because it sends every selected task in one request and cannot split on a 422."""
+    if max_count is not None and len(texts) > max_count:
+        raise HTTPException(422, f"too many {what}: {len(texts)} in one request, at most {max_count}; split the batch")
     for index, text in enumerate(texts):
-        if len(text) > limits.max_text_chars:
-            raise HTTPException(422, f"{what}[{index}] has {len(text)} characters, at most {limits.max_text_chars}; split the article")
+        if len(text) > max_chars:
+            raise HTTPException(422, f"{what}[{index}] has {len(text)} characters, at most {max_chars}; split the article")
 
 
 class BodyLimit:

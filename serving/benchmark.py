@@ -37,6 +37,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from veille.annotation.articles import Article
+from veille.annotation.atomic import atomic_write_text
+from veille.annotation.corpus import read_corpus
 from veille.annotation.sentences import split_sentences
 
 from .pipeline import PredictOptions, predict_articles
@@ -50,9 +52,8 @@ JsonOption = Annotated[Optional[Path], typer.Option("--json", help="Also write t
 
 def corpus_sentences(count: int) -> list[str]:
     """``count`` real news sentences: the gold corpus texts and the seed articles, cycled."""
-    pool: list[str] = []
-    for path in sorted((REPO / "annotation" / "corpus").glob("*.jsonl")):
-        pool += [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    gold = sorted((REPO / "annotation" / "corpus").glob("*.jsonl"))
+    pool = [example.text for example in read_corpus(gold)] if gold else []
     for path in sorted((REPO / "seeds").glob("*.txt")):
         pool += [s.text for s in split_sentences(path.read_text(encoding="utf-8"))]
     if not pool:
@@ -229,10 +230,10 @@ def gpu(
         model_dir = build_base_sized_model(Path(tmp) / "base-sized")
         predictor = Predictor.load(model_dir, device=device, dtype=dtype or ("bfloat16" if device.startswith("cuda") else None))
         tokens = sum(len(ids) for ids in predictor.tokenizer(texts, add_special_tokens=True)["input_ids"])
+        articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
         sweep = []
         for batch_size in batch_sizes:
             options = PredictOptions(batch_size=batch_size)
-            articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
 
             def run(items: list[Article], options: PredictOptions = options) -> None:
                 for _ in predict_articles(predictor, items, options):
@@ -283,8 +284,7 @@ def _report(result: dict[str, Any], json_out: Path | None) -> None:
     text = json.dumps(result, indent=2)
     print(text)
     if json_out is not None:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(text + "\n", encoding="utf-8")
+        atomic_write_text(json_out, text + "\n")
 
 
 if __name__ == "__main__":

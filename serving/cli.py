@@ -111,7 +111,7 @@ def predict(
     from tqdm import tqdm
 
     try:
-        output_paths(formats, output)
+        paths = output_paths(formats, output)
     except ValueError as exc:
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -132,7 +132,7 @@ def predict(
             summary.add(item)
             bar.update(1)
             bar.set_postfix(sentences=summary.sentences, refresh=False)
-    summary.print(", ".join(str(p) for p in output_paths(formats, output) if p is not None) or "stdout")
+    summary.print(", ".join(str(p) for p in paths if p is not None) or "stdout")
     if summary.skipped:
         err.print(f"[yellow]{summary.skipped} input(s) skipped[/yellow] (listed above); exit code 1", highlight=False)
         raise typer.Exit(1)

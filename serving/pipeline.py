@@ -12,7 +12,7 @@ is held at a time, whatever the size of the input.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from veille.annotation.articles import Article
@@ -60,18 +60,13 @@ class ArticlePrediction:
 
 
 def predict_sentences(predictor: SentencePredictor, texts: list[str], options: PredictOptions) -> list[Example]:
-    """Predict sentences in order of length (less padding per batch) and return them in input order."""
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    predicted = predictor.predict(
-        [texts[i] for i in order],
+    """One prediction per text, in input order; the predictor batches them by token length (less padding)."""
+    return predictor.predict(
+        texts,
         batch_size=options.batch_size,
         relation_threshold=options.relation_threshold,
         min_entity_score=options.min_entity_score,
     )
-    results: list[Example] = [None] * len(texts)  # type: ignore[list-item]
-    for position, index in enumerate(order):
-        results[index] = predicted[position]
-    return results
 
 
 def predict_articles(
@@ -123,8 +118,7 @@ def assemble_article(
         renamed: dict[str, str] = {}
         for entity in sorted(example.entities, key=lambda e: e.start):
             renamed[entity.id] = f"T{len(entities) + 1}"
-            moved = entity.shifted(sentence.start)
-            entities.append(Entity(renamed[entity.id], moved.start, moved.end, moved.label, moved.score))
+            entities.append(replace(entity.shifted(sentence.start), id=renamed[entity.id]))
         relations.extend(Relation(renamed[r.head], renamed[r.tail], r.label, r.score) for r in example.relations)
     meta = {"source": article.source, "sentences": len(sentences), "model": model.get("name"), "model_version": model.get("version")}
     return ArticlePrediction(article, sentence_examples, Example(article.id, article.text, entities, relations, meta), model)

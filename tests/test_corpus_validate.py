@@ -61,6 +61,7 @@ CASES = [
     ("unknown entity label", lambda r: r["entities"][0].update(label="PERSON"), "entities[0].label", "unknown entity label"),
     ("unknown relation label", lambda r: r["relations"][0].update(label="KNOWS"), "relations[0].label", "unknown relation label"),
     ("missing relation argument", lambda r: r["relations"][2].update(tail="T9"), "relations[2]", "refers to no entity"),
+    ("relation argument not a string", lambda r: r["relations"][2].update(head=["T1"]), "relations[2]", "refers to no entity of this line: head=['T1']"),
     ("disallowed argument types", lambda r: r["relations"][2].update(head="T4", tail="T1"), "relations[2].label", "does not allow ORG → PER"),
     ("non-integer offset", lambda r: r["entities"][0].update(start="0"), "entities[0].start", "integers"),
     ("missing text", lambda r: r.pop("text"), "text", "missing"),

@@ -63,6 +63,33 @@ def test_convert_reports_invalid_examples_and_exits_1(tmp_path: Path) -> None:
     assert [e.id for e in read_corpus(gold)] == ["s2"]
 
 
+def test_a_task_without_text_is_reported_not_a_crash(tmp_path: Path) -> None:
+    foreign = {"id": 9, "data": {"sentence": TEXT}, "annotations": [annotation(9, 1, [GOOGLE]), annotation(10, 2, [GOOGLE])]}
+    code, out, gold = convert(tmp_path, [foreign, task(2, "s2", annotation(2, 1, [DEEPMIND]))])
+    assert code == 1
+    assert "task 9: data.text: missing or not a string" in out
+    assert [e.id for e in read_corpus(gold)] == ["s2"]
+    export = tmp_path / "export.json"
+    result = CliRunner().invoke(app, ["annotate", "agreement", str(export)])
+    assert result.exit_code == 1 and "no task was annotated by more than one annotator" in result.output
+
+
+def test_prediction_tasks_without_a_prediction_list_or_file_are_reported(tmp_path: Path) -> None:
+    from veille.annotation.labelstudio.push import read_prediction_tasks
+    from veille.annotation.labelstudio.results import prediction_task
+
+    good = prediction_task(Example("s1", TEXT, [GOOGLE]), SCHEMA, "v1")
+    bare = {"data": good["data"]}
+    no_result = {"data": good["data"], "predictions": [{"model_version": "v1"}]}
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps([good, bare, no_result]), encoding="utf-8")
+    tasks, problems = read_prediction_tasks(path, SCHEMA)
+    assert tasks == [good]
+    assert [(p.line, p.field) for p in problems] == [(2, "predictions"), (3, "predictions")]
+    tasks, problems = read_prediction_tasks(tmp_path / "missing.json", SCHEMA)
+    assert tasks == [] and [(p.line, p.field) for p in problems] == [(0, "<file>")]
+
+
 def test_convert_refuses_a_file_that_is_not_an_export(tmp_path: Path) -> None:
     export = tmp_path / "export.json"
     export.write_text('{"text": "not a list"}', encoding="utf-8")

@@ -104,6 +104,18 @@ def test_bad_regions_are_reported_not_kept() -> None:
     assert [issue.dropped for issue in issues] == [True, True, False]
 
 
+def test_malformed_results_and_repeated_region_ids_are_reported() -> None:
+    regions = [r for r in example_to_results(example(), SCHEMA) if r["type"] == "labels"]
+    repeated = {**regions[3], "value": {**regions[3]["value"], "labels": ["ORG"]}}
+    back, issues = read([{**regions[0], "value": "Meta"}, "not a result", regions[3], repeated])
+    assert [(e.id, e.label) for e in back.entities] == [("e4", "ORG")]
+    messages = [issue.message for issue in issues]
+    assert "got []" in messages[0]
+    assert "result of type None" in messages[1]
+    assert "an earlier region has the same id" in messages[2]
+    assert all(issue.dropped for issue in issues)
+
+
 def test_config_has_every_label_with_distinct_colours_hints_and_character_spans() -> None:
     view = ET.fromstring(labeling_config(SCHEMA))
     labels = view.find("Labels")

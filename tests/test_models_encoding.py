@@ -11,7 +11,7 @@ from veille.annotation.document import Entity, Relation
 from veille.annotation.schema import load_schema
 from veille.models.batch import Collator
 from veille.models.decoding import build_pairs, clean_span, decode_entities, decode_relations, pair_entities
-from veille.models.encoding import bio_labels, encode, encode_example, split_words, windows
+from veille.models.encoding import Window, bio_labels, encode, encode_example, split_words, windows
 
 SCHEMA = load_schema()
 LABELS = bio_labels(SCHEMA)
@@ -42,7 +42,7 @@ def test_windows_overlap_and_cover_every_token():
     spans = windows(100, size=30, stride=10)
     assert spans[0].start == 0 and spans[-1].end == 100
     assert all(b.start < a.end for a, b in zip(spans, spans[1:]))  # overlapping
-    assert windows(20, size=30, stride=10) == [windows(20, 30, 10)[0]] and len(windows(20, 30, 10)) == 1
+    assert windows(20, size=30, stride=10) == [Window(0, 20)]  # a short sentence is one window
 
 
 def test_a_long_sentence_is_split_into_windows_and_gathered_back_whole(tokenizer):

@@ -61,6 +61,7 @@ def test_request_thresholds(server) -> None:
         ({"texts": ["Meta. " * 400]}, 422, "texts[0] has 2400 characters, at most 2000"),
         ({"texts": ["x" * 1999] * 4 + ["y" * 19000]}, 413, "request body larger than 20000 bytes"),
         ({"texts": ["  "]}, 422, "texts[0] (id '0') is empty"),
+        ({"articles": [{"id": "a", "text": "Meta."}, {"id": "b", "text": " "}]}, 422, "articles[1] (id 'b') is empty"),
         ({"texts": ["a"], "articles": [{"id": "x", "text": "b"}]}, 422, "exactly one of 'texts'"),
         ({"texts": ["a"], "relation_threshold": 1.5}, 422, "less than or equal to 1"),
     ],
@@ -118,6 +119,8 @@ def test_label_studio_ml_backend_protocol(server, predictor) -> None:
     assert httpx.post(f"{server}/webhook", json={"action": "ANNOTATION_CREATED", "project": {}}).status_code == 200
     bad = httpx.post(f"{server}/predict", json={"tasks": [{"id": 1, "data": {"image": "x.png"}}]})
     assert bad.status_code == 422 and "data.text" in bad.text
+    long = httpx.post(f"{server}/predict", json={"tasks": [{"id": 1, "data": {"text": ""}}, {"id": 2, "data": {"text": "Meta. " * 400}}]})
+    assert long.status_code == 422 and "tasks[1] has 2400 characters" in long.text  # the index counts empty tasks too
 
 
 def test_graceful_shutdown_finishes_the_request_in_flight(tiny_trained_model, veille_serve) -> None:

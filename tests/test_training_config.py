@@ -25,6 +25,9 @@ def test_bad_config_files_name_the_key(tmp_path):
     path.write_text('epochs = "many"\n')
     with pytest.raises(ConfigError, match="mine.toml: epochs: expected int"):
         load_config(str(path))
+    path.write_text('num_threads = "four"\n')  # an optional key is type-checked too
+    with pytest.raises(ConfigError, match="mine.toml: num_threads: expected int"):
+        load_config(str(path))
     path.write_text("epoch = 3\n")
     with pytest.raises(ConfigError, match="unknown key.*epoch"):
         load_config(str(path))

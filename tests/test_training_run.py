@@ -36,11 +36,12 @@ def test_learns_a_small_training_set(tmp_path, tiny_base_model, mini_gold):
     config = tiny_config(tiny_base_model, data, tmp_path / "model", epochs=25, batch_size=4, lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0, patience=25, dropout=0.0)
     train(config, progress=False)
     gold = read_corpus(data)
-    predicted = Predictor.load(tmp_path / "model").predict([g.text for g in gold])
+    predictor = Predictor.load(tmp_path / "model")
+    predicted = predictor.predict([g.text for g in gold])
     for g, p in zip(gold, predicted):
         p.id = g.id
     assert score_entities(gold, predicted).micro.f1 >= 0.9
-    assert score_relations(gold, predicted, Predictor.load(tmp_path / "model").schema).micro.f1 >= 0.7
+    assert score_relations(gold, predicted, predictor.schema).micro.f1 >= 0.7
 
 
 def test_same_seed_same_weights_on_cpu(tmp_path, tiny_base_model, mini_gold):

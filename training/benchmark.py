@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from veille.annotation.corpus import read_corpus
+from veille.annotation.corpus import read_corpus, write_corpus
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False)
 
@@ -38,10 +38,10 @@ def speed(
     from veille.training.trainer import train
 
     with tempfile.TemporaryDirectory() as tmp:
-        subset = Path(tmp) / "subset.jsonl"
-        subset.write_text("".join(json.dumps(e.to_json(), ensure_ascii=False) + "\n" for e in read_corpus(data)[:sentences]), encoding="utf-8")
-        dev = Path(tmp) / "dev.jsonl"
-        dev.write_text(subset.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+        examples = read_corpus(data)[:sentences]
+        subset, dev = Path(tmp) / "subset.jsonl", Path(tmp) / "dev.jsonl"
+        write_corpus(subset, examples)
+        write_corpus(dev, examples[:1])
         config = TrainConfig(
             base_model=base_model, train_files=[str(subset)], dev_files=[str(dev)], output=str(Path(tmp) / "veille"), epochs=1, batch_size=batch_size,
             max_length=max_length, device="cpu", freeze_embeddings=True, freeze_layers=freeze_layers,
@@ -74,7 +74,7 @@ def _hf_trainer_throughput(config, data: Path, output: Path) -> float:
         rows.append({"input_ids": [tokenizer.cls_token_id, *enc.input_ids[:limit], tokenizer.sep_token_id], "labels": [IGNORE, *labels[:limit], IGNORE]})
     model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(bio_labels(schema)))
     base = getattr(model, model.base_model_prefix)
-    for module in [base.embeddings.word_embeddings, *(base.encoder.layer[: config.freeze_layers] if config.freeze_layers else [])]:
+    for module in [base.embeddings.word_embeddings, *base.encoder.layer[: config.freeze_layers]]:
         module.requires_grad_(False)
     if config.freeze_layers:
         base.embeddings.requires_grad_(False)

@@ -8,9 +8,10 @@ Data paths default to the compiled gold corpus shipped in ``veille.annotation``.
 from __future__ import annotations
 
 import tomllib
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args, get_origin, get_type_hints
 
 import veille.annotation
 
@@ -77,10 +78,9 @@ def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(known)})")
-    defaults = TrainConfig()
     for key, value in values.items():
-        expected = type(getattr(defaults, key))
-        if getattr(defaults, key) is None or value is None:
+        expected = _value_type(key)
+        if value is None:
             continue
         if expected is float and isinstance(value, int) and not isinstance(value, bool):
             values[key] = float(value)
@@ -90,3 +90,11 @@ def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:
         if key in values:
             values[key] = [str(p) for p in values[key]]
     return TrainConfig(**values)
+
+
+def _value_type(key: str) -> type:
+    """The type a value of ``key`` must have: ``str`` for ``str | None``, ``list`` for ``list[str]``."""
+    hint = get_type_hints(TrainConfig)[key]
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in get_args(hint) if arg is not type(None))
+    return get_origin(hint) or hint

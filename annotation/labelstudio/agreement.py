@@ -14,7 +14,7 @@ from typing import Any
 from ..document import Example
 from ..schema import Schema
 from ..scoring import Counts, ScoreReport, score_entities, score_relations
-from .convert import annotation_example, live_annotations
+from .convert import annotation_example, has_text, live_annotations
 
 
 @dataclass
@@ -53,6 +53,8 @@ def agreement(tasks: list[dict[str, Any]], schema: Schema, names: dict[int, str]
     by_pair: dict[tuple[str, str], tuple[list[Example], list[Example]]] = {}
     result = Agreement()
     for task in tasks:
+        if not has_text(task):
+            continue  # no sentence to compare annotations on (convert reports these tasks)
         latest: dict[str, Example] = {}
         for annotation in live_annotations(task):
             latest[annotator(annotation, names)] = annotation_example(task, annotation, schema)[0]

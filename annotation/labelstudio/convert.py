@@ -17,7 +17,7 @@ from ..document import Example
 from ..schema import Schema
 from ..scoring import score_entities, score_relations
 from ..validate import check_example
-from .results import Issue, results_to_example
+from .results import TO_NAME, Issue, results_to_example
 
 
 class ExportError(ValueError):
@@ -55,6 +55,11 @@ def live_annotations(task: dict[str, Any]) -> list[dict[str, Any]]:
     return sorted(annotations, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
 
 
+def has_text(task: dict[str, Any]) -> bool:
+    """Whether the task holds its sentence in ``data.text`` (a task of another labelling config does not)."""
+    return isinstance(task["data"].get(TO_NAME), str)
+
+
 def annotation_example(task: dict[str, Any], annotation: dict[str, Any], schema: Schema) -> tuple[Example, list[Issue]]:
     """One annotation of a task as an example, its id taken from the task (or ``task-<id>``)."""
     data = dict(task["data"])
@@ -75,8 +80,12 @@ def convert_tasks(tasks: list[dict[str, Any]], schema: Schema) -> Conversion:
             else:
                 out.unannotated += 1
             continue
+        if not has_text(task):
+            out.invalid += 1
+            out.issues.append(Issue(f"task {task.get('id')}", f"data.{TO_NAME}: missing or not a string (not a task of a veille project)"))
+            continue
         example, issues = annotation_example(task, annotations[-1], schema)
-        if len(annotations) > 1 and _disagree(task, annotations, schema):
+        if len(annotations) > 1 and _disagree(task, example, annotations[:-1], schema):
             out.disagreements += 1
             ids = ", ".join(str(a.get("id")) for a in annotations)
             issues.append(Issue(f"task {task.get('id')} ({example.id})", f"{len(annotations)} annotations disagree ({ids}): kept the latest, {annotations[-1].get('id')}", dropped=False))
@@ -93,10 +102,10 @@ def convert_tasks(tasks: list[dict[str, Any]], schema: Schema) -> Conversion:
     return out
 
 
-def _disagree(task: dict[str, Any], annotations: list[dict[str, Any]], schema: Schema) -> bool:
-    """Whether any annotation differs from the latest one (strict spans, labels and relations)."""
-    latest = [annotation_example(task, annotations[-1], schema)[0]]
-    for annotation in annotations[:-1]:
+def _disagree(task: dict[str, Any], latest_example: Example, earlier: list[dict[str, Any]], schema: Schema) -> bool:
+    """Whether any earlier annotation differs from the latest one (strict spans, labels and relations)."""
+    latest = [latest_example]
+    for annotation in earlier:
         other = [annotation_example(task, annotation, schema)[0]]
         for counts in (score_entities(latest, other).micro, score_relations(latest, other, schema).micro):
             if counts.fp or counts.fn:

@@ -55,7 +55,10 @@ def read_prediction_tasks(path: Path, schema: Schema) -> tuple[list[dict[str, An
     Each task must name its example and text, and its predictions must read back cleanly
     against the schema; a bad one is reported with its position and left out.
     """
-    raw = path.read_text(encoding="utf-8")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return [], [Problem(str(path), 0, "<file>", f"cannot read: {exc}")]
     try:
         items = json.loads(raw) if raw.lstrip().startswith("[") else [json.loads(line) for line in raw.splitlines() if line.strip()]
     except json.JSONDecodeError as exc:
@@ -66,10 +69,14 @@ def read_prediction_tasks(path: Path, schema: Schema) -> tuple[list[dict[str, An
         if not isinstance(data, dict) or not isinstance(data.get("text"), str) or not data.get("example"):
             problems.append(Problem(str(path), index + 1, "data", "a task needs data.text and data.example"))
             continue
+        predictions = task.get("predictions")
+        if not isinstance(predictions, list) or not all(isinstance(p, dict) and isinstance(p.get("result"), list) for p in predictions):
+            problems.append(Problem(str(path), index + 1, "predictions", "expected a list of predictions, each with a result list"))
+            continue
         found = [
             str(issue)
-            for prediction in task.get("predictions") or []
-            for issue in results_to_example(data, prediction.get("result") or [], schema, where="prediction")[1]
+            for prediction in predictions
+            for issue in results_to_example(data, prediction["result"], schema, where="prediction")[1]
         ]
         if found:
             problems.append(Problem(str(path), index + 1, "predictions", "; ".join(found)))

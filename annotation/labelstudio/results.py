@@ -154,12 +154,14 @@ def results_to_example(
     links: list[tuple[str, dict[str, Any]]] = []
     for index, result in enumerate(results):
         key = f"{where} result[{index}]"
-        kind = result.get("type")
+        kind = result.get("type") if isinstance(result, dict) else None
         if kind == RELATION:
             links.append((key, result))
         elif kind == "labels":
             entity = _read_region(example.text, result, schema, key, issues)
             if entity is not None:
+                if entity.id in entities:
+                    issues.append(Issue(key, f"region {entity.id}: an earlier region has the same id; kept this one, dropped the earlier"))
                 entities[entity.id] = entity
         else:
             issues.append(Issue(key, f"result of type {kind!r} is not part of the schema's config"))
@@ -179,7 +181,7 @@ def results_to_example(
 
 
 def _read_region(text: str, result: dict[str, Any], schema: Schema, key: str, issues: list[Issue]) -> Entity | None:
-    value = result.get("value") or {}
+    value = result.get("value") if isinstance(result.get("value"), dict) else {}
     labels = value.get("labels") or []
     region_id = str(result.get("id") or "")
     if not region_id:
