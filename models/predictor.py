@@ -17,6 +17,7 @@ from veille.annotation.schema import Schema
 
 from .batch import Collator, pair_tensors
 from .checkpoint import LoadedModel, load_model
+from .devices import resolve_device
 from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
 from .encoding import Encoded, encode, entity_token_range
 
@@ -46,7 +47,7 @@ class Predictor:
         """Load a model directory (see :mod:`veille.models.checkpoint`) for inference."""
         if dtype is not None and dtype not in _DTYPES:
             raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(_DTYPES)})")
-        target = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else "cpu" if device == "auto" else device)
+        target = resolve_device(device)
         loaded = load_model(model_dir)
         loaded.model.to(device=target, dtype=_DTYPES[dtype] if dtype else None)
         return cls(loaded, target)

@@ -53,40 +53,14 @@ def register(app: typer.Typer) -> None:
 
 def load_predictor(model: Path, device: str, dtype: str | None):
     """Load the model, turning a bad directory into a clean CLI error (exit 2)."""
+    from veille.models.devices import half_precision, resolve_device
     from veille.models.predictor import Predictor
 
     try:
-        check_device(device)
-        return Predictor.load(model, device=device, dtype=dtype or half_precision_on_gpu(device))
+        return Predictor.load(model, device=device, dtype=dtype or half_precision(resolve_device(device)))
     except (OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] cannot load model {model}: {exc}", highlight=False)
         raise typer.Exit(2) from None
-
-
-def check_device(device: str) -> None:
-    """Refuse a device torch cannot use here, before spending time loading the model."""
-    import torch
-
-    if device == "auto":
-        return
-    try:
-        target = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if target.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {device}: no CUDA GPU is usable here (torch {torch.__version__}); use --device cpu or auto")
-    if target.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"--device {device}: MPS is not available here; use --device cpu or auto")
-
-
-def half_precision_on_gpu(device: str) -> str | None:
-    """bfloat16 on GPUs that support it, else float16; None (float32) on CPU, where half precision is slower."""
-    import torch
-
-    on_gpu = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
-    if not on_gpu:
-        return None
-    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
 
 
 def predict(

@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 from veille.annotation.schema import load_schema, parse_schema
 from veille.models.checkpoint import REQUIRED_FILES, CheckpointError, check_schema, load_model
@@ -89,3 +90,14 @@ def test_schema_mismatch_is_explained(tiny_trained_model):
     with pytest.raises(CheckpointError, match=r"schema mismatch.*only in the model \['PRODUCT'\]"):
         check_schema(load_schema(), parse_schema(json.loads(json.dumps(other))), tiny_trained_model)
     check_schema(load_schema(), load_schema(), tiny_trained_model)  # same labels: accepted
+
+
+def test_an_unusable_device_is_refused_before_loading(tmp_path):
+    from veille.models.devices import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU is usable here"):
+            Predictor.load(tmp_path / "no-model-needed", device="cuda")

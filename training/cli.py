@@ -62,7 +62,7 @@ def train_command(
         result = run_training(settings, overwrite=overwrite, resume=resume)
     except CorpusError as exc:
         raise _fail(f"invalid training data:\n{exc}") from None
-    except (ConfigError, SchemaError, BaseModelError, TrainingError) as exc:
+    except (ConfigError, SchemaError, BaseModelError, TrainingError, ValueError) as exc:  # ValueError: an unusable --device
         raise _fail(str(exc)) from None
     best = result.best
     console.print(
@@ -97,7 +97,7 @@ def evaluate_command(
         gold = read_corpus(data, predictor.schema)
     except CorpusError as exc:
         raise _fail(f"invalid evaluation data (for the model's schema {predictor.schema.name!r}):\n{exc}") from None
-    except (CheckpointError, SchemaError) as exc:
+    except (CheckpointError, SchemaError, ValueError) as exc:  # ValueError: an unusable --device
         raise _fail(str(exc)) from None
     result = evaluate(predictor, gold, batch_size=batch_size, relation_threshold=relation_threshold)
     metrics = {"model": str(model), "model_version": predictor.model_version, "data": [str(d) for d in data], **result.to_dict()}

@@ -28,6 +28,7 @@ from veille.annotation.atomic import atomic_write_text
 from veille.annotation.corpus import read_corpus
 from veille.annotation.schema import Schema, load_schema
 from veille.models.base import resolve_base_model
+from veille.models.devices import half_precision, resolve_device
 from veille.models.checkpoint import LoadedModel, is_model_dir, save_model
 from veille.models.encoding import bio_labels
 from veille.models.joint import JointConfig, JointModel
@@ -197,9 +198,7 @@ def _parameter_groups(model: JointModel, config: TrainConfig) -> list[dict[str, 
 def _precision(config: TrainConfig) -> str:
     if config.mixed_precision != "auto":
         return config.mixed_precision
-    if config.device == "cpu" or not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return {"bfloat16": "bf16", "float16": "fp16", None: "no"}[half_precision(resolve_device(config.device))]
 
 
 def _hardware(accelerator: Accelerator) -> str:
