@@ -3,8 +3,9 @@
 Layout: ``config.json`` (encoder config), ``joint_config.json`` (heads, labels, name,
 version), ``model.safetensors`` (all weights), the tokenizer files, ``schema.json``,
 ``training_config.json``; training adds ``metrics.json``, ``README.md`` (model card) and
-PNG charts. Each file is written to a temp folder first and renamed into place, so an
-interrupted save never leaves a half-written model over a good one.
+PNG charts. Each file is written to a temp folder first and renamed into place, so no
+file is ever half-written; the weights carry the version of their save, and loading
+refuses a directory whose weights and ``joint_config.json`` come from different saves.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def save_model(
         model.encoder.config.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         state = {name: tensor.detach().contiguous().cpu() for name, tensor in model.state_dict().items()}
-        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
+        save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt", "model_version": version})
         files = {
             "schema.json": schema.to_dict(),
             "training_config.json": training_config,
@@ -71,7 +72,9 @@ def save_model(
             (staging / name).write_text(json.dumps(content, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         for name, text in (extra or {}).items():
             (staging / name).write_text(text, encoding="utf-8")
-        for path in staging.iterdir():
+        # The marker (joint_config.json, holding the version) goes last: a save interrupted
+        # between two renames leaves weights whose version differs from it, which load refuses.
+        for path in sorted(staging.iterdir(), key=lambda p: p.name == MARKER):
             os.replace(path, out_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -96,6 +99,7 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         joint = JointConfig(**info["joint"])
         encoder_config = AutoConfig.from_pretrained(model_dir)
         model = JointModel.from_encoder_config(encoder_config, joint)
+        _check_same_save(model_dir, info)
         model.load_state_dict(load_file(str(model_dir / "model.safetensors")), strict=True)
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (SchemaError, SafetensorError, KeyError, TypeError, RuntimeError, OSError, ValueError) as exc:
@@ -124,6 +128,19 @@ def check_schema(model_schema: Schema, data_schema: Schema, model_dir: str | Pat
         f"schema mismatch: the model in {model_dir} was trained on schema {model_schema.name!r} v{model_schema.version} "
         f"but the data uses {data_schema.name!r} v{data_schema.version} ({detail})"
     )
+
+
+def _check_same_save(model_dir: Path, info: dict[str, Any]) -> None:
+    """Refuse weights written by another save than ``joint_config.json`` (an interrupted save)."""
+    from safetensors import safe_open
+
+    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as weights:
+        saved = (weights.metadata() or {}).get("model_version")
+    if saved is not None and saved != info.get("model_version"):
+        raise CheckpointError(
+            f"{model_dir}: model.safetensors (version {saved}) and joint_config.json (version {info.get('model_version')}) "
+            "come from two different saves; the last save was interrupted: train again or restore the directory"
+        )
 
 
 def _read_json(path: Path) -> Any:

@@ -83,6 +83,16 @@ def test_corrupt_weights_are_refused(tmp_path, tiny_trained_model):
         load_model(broken)
 
 
+def test_weights_and_marker_from_two_saves_are_refused(tmp_path, tiny_trained_model):
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, broken)
+    marker = json.loads((broken / "joint_config.json").read_text())
+    marker["model_version"] = "20000101-000000-deadbeef"  # as if the weights' rename happened and this one did not
+    (broken / "joint_config.json").write_text(json.dumps(marker))
+    with pytest.raises(CheckpointError, match="come from two different saves"):
+        load_model(broken)
+
+
 def test_schema_mismatch_is_explained(tiny_trained_model):
     other = load_schema().to_dict()
     other["entities"] = [e for e in other["entities"] if e["label"] != "PRODUCT"]
