@@ -78,3 +78,12 @@ def test_hard_cases(text, expected):
     sentences = split_sentences(text)
     assert [s.text for s in sentences] == expected
     assert all(text[s.start : s.end] == s.text for s in sentences)
+
+
+def test_seeds_are_the_shared_seed_articles_unchanged(repo, seed_articles):
+    shared = repo.parent / "shared" / "seeds"
+    if not shared.is_dir():
+        pytest.skip("no shared/ folder beside this checkout")
+    assert sorted(seed_articles) == sorted(p.name for p in shared.glob("*.txt"))
+    for name, text in seed_articles.items():
+        assert (shared / name).read_text(encoding="utf-8") == text
