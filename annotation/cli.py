@@ -13,11 +13,11 @@ from rich.table import Table
 
 from .articles import Article, read_articles, sentence_examples
 from .atomic import atomic_open
-from .authoring import assign_splits, read_sources
+from .authoring import REGISTERS, Document, assign_register_splits, far_relation_share, read_sources
 from .corpus import check_files, write_corpus
 from .validate import Problem, check_example
 from .schema import SchemaError, load_schema
-from .stats import corpus_stats
+from .stats import SplitStats, corpus_stats
 
 corpus_app = typer.Typer(help="Gold corpus tools: validate, stats, split articles into sentences.", no_args_is_help=True)
 console = Console()
@@ -74,11 +74,15 @@ def stats(
         if problems:
             err.print(f"[yellow]warning:[/yellow] {path}: {len(problems)} invalid line(s) skipped (run `veille corpus validate`)")
         by_file[str(path)] = examples
-    per_split = corpus_stats(by_file)
+    print_stats(corpus_stats(by_file), loaded, markdown)
+
+
+def print_stats(per_split: dict[str, SplitStats], schema, markdown: bool = False) -> None:
+    """Counts per label and split, as a rich table or a Markdown table (for data cards)."""
     sections = [
         [("documents", [len(s.documents) for s in per_split.values()]), ("sentences", [s.sentences for s in per_split.values()])],
-        [(label, [s.entities[label] for s in per_split.values()]) for label in loaded.entity_labels],
-        [(label, [s.relations[label] for s in per_split.values()]) for label in loaded.relation_labels],
+        [(label, [s.entities[label] for s in per_split.values()]) for label in schema.entity_labels],
+        [(label, [s.relations[label] for s in per_split.values()]) for label in schema.relation_labels],
     ]
     if markdown:
         print("| | " + " | ".join(per_split) + " |")
@@ -127,25 +131,41 @@ def split(
         raise typer.Exit(1)
 
 
-@corpus_app.command("compile")
-def compile_corpus(
-    src: Annotated[Path, typer.Option(help="Folder of authored sources (authored-*.jsonl, seeds.jsonl).")] = CORPUS_DIR / "src",
-    out: Annotated[Path, typer.Option(help="Folder for train/dev/test/seed.jsonl.")] = CORPUS_DIR,
-    seed: Annotated[int, typer.Option(help="Seed of the document shuffle that assigns splits.")] = 13,
-    schema: SchemaOption = None,
-) -> None:
-    """Compile the authored sources into gold files: offsets computed from mention strings, splits by document."""
-    loaded = schema_or_exit(schema)
-    authored, problems = read_sources(sorted(src.glob("authored-*.jsonl")))
-    seeds, seed_problems = read_sources([src / "seeds.jsonl"])
-    splits = {**assign_splits(authored, seed), "seed": seeds}
-    problems += seed_problems
+def _checked(splits: dict[str, list[Document]], schema, where: Path) -> list[Problem]:
+    """Tag each example with its split and check it against the schema."""
+    problems: list[Problem] = []
     for name, documents in splits.items():
         for document in documents:
             for example in document.examples:
                 example.meta["split"] = name
-                where = example.meta.get("source", src)
-                problems += [Problem(str(where), 0, f"{example.id}.{f}", m) for f, m in check_example(example.to_json(), loaded)]
+                source = example.meta.get("source", where)
+                problems += [Problem(str(source), 0, f"{example.id}.{f}", m) for f, m in check_example(example.to_json(), schema)]
+    return problems
+
+
+@corpus_app.command("compile")
+def compile_corpus(
+    src: Annotated[Path, typer.Option(help="Folder of sources: <register>-*.jsonl (authored, articles, general) and seeds.jsonl.")] = CORPUS_DIR / "src",
+    out: Annotated[Path, typer.Option(help="Folder for train/dev/test*/seed.jsonl.")] = CORPUS_DIR,
+    seed: Annotated[int, typer.Option(help="Seed of the document shuffle that assigns splits.")] = 13,
+    schema: SchemaOption = None,
+) -> None:
+    """Compile the authored sources into gold files: offsets computed from mention strings, splits by document.
+
+    Each register is split 70/15/15 on its own: train and dev pool every register, and
+    each register keeps a test split of its own (test, test-articles, test-general).
+    """
+    loaded = schema_or_exit(schema)
+    by_register: dict[str, list[Document]] = {}
+    problems: list[Problem] = []
+    for register in REGISTERS:
+        documents, found = read_sources(sorted(src.glob(f"{register}-*.jsonl")))
+        problems += found
+        if documents:
+            by_register[register] = documents
+    seeds, seed_problems = read_sources([src / "seeds.jsonl"])
+    splits = {**assign_register_splits(by_register, seed), "seed": seeds}
+    problems += seed_problems + _checked(splits, loaded, src)
     report(problems)
     if problems:
         err.print(f"[red]{len(problems)} problem(s)[/red]; nothing written")
@@ -153,3 +173,28 @@ def compile_corpus(
     for name, documents in splits.items():
         count = write_corpus(out / f"{name}.jsonl", (e for d in documents for e in d.examples))
         console.print(f"{out / f'{name}.jsonl'}: {len(documents)} documents, {count} sentences")
+
+
+@corpus_app.command("check-sources")
+def check_sources(
+    files: Annotated[list[Path], typer.Argument(help="Authored source files (one document per line, see src/FORMAT.md).")],
+    schema: SchemaOption = None,
+) -> None:
+    """Check authored sources without writing anything: mentions found, labels and relations allowed; print counts.
+
+    For authors while they write: every problem is `file:line: field: message`, then the
+    documents, sentences, entity and relation counts, and the share of relations whose
+    arguments are more than 60 characters apart.
+    """
+    loaded = schema_or_exit(schema)
+    documents, problems = read_sources(files)
+    problems += _checked({"source": documents}, loaded, files[0])
+    report(problems)
+    examples = [e for d in documents for e in d.examples]
+    far, total = far_relation_share(examples)
+    print_stats(corpus_stats({"sources": examples}), loaded)
+    console.print(f"{len(documents)} documents, {len(examples)} sentences, {total} relations, "
+                  f"{far} ({far / max(total, 1):.0%}) with arguments > 60 characters apart")
+    if problems:
+        err.print(f"[red]{len(problems)} problem(s)[/red]")
+        raise typer.Exit(1)
