@@ -42,13 +42,14 @@ def train_command(
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings", help="Freeze the word embeddings (much faster on CPU for large vocabularies).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a model already in the output directory.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in the output directory.")] = False,
+    settings_: Annotated[Optional[list[str]], typer.Option("--set", metavar="KEY=VALUE", help="Any config key, as in a preset file: --set augment_mentions=0.3 --set freeze_layers=2.")] = None,
 ) -> None:
     """Fine-tune the joint entity + relation model; the best dev checkpoint is the output directory."""
     from veille.annotation.corpus import CorpusError
     from veille.annotation.schema import SchemaError
     from veille.models.base import BaseModelError
 
-    from .config import ConfigError, load_config
+    from .config import ConfigError, load_config, parse_settings
     from .trainer import TrainingError, train as run_training
 
     overrides = {
@@ -58,6 +59,7 @@ def train_command(
         "seed": seed, "device": device, "freeze_embeddings": freeze_embeddings,
     }
     try:
+        overrides.update(parse_settings(settings_ or []))
         settings = load_config(config, overrides)
         result = run_training(settings, overwrite=overwrite, resume=resume)
     except CorpusError as exc:

@@ -52,6 +52,10 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; none on CPU) | no | bf16 | fp16
     num_threads: int | None = None  # CPU threads for torch
+    # Training-time augmentation (training/augment.py): probabilities, 0 = off.
+    augment_mentions: float = 0.0  # replace each PER/ORG/LOC/PRODUCT mention by another of the corpus
+    augment_title_case: float = 0.0  # title-case a whole sentence, as scraped headlines are
+    augment_upper_case: float = 0.0  # write one mention of a sentence in capitals
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +75,20 @@ def load_config(preset_or_file: str = "default", overrides: dict[str, Any] | Non
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return from_dict(values, source=str(path))
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings → overrides; a value is read as TOML (``3``, ``0.5``, ``true``), else kept as text."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected KEY=VALUE")
+        try:
+            values[key.strip()] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            values[key.strip()] = raw
+    return values
 
 
 def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:

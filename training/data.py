@@ -16,6 +16,8 @@ from veille.models.batch import Collator
 from veille.models.decoding import build_pairs
 from veille.models.encoding import Encoded, encode_example
 
+from .augment import Augmenter
+
 
 def load_dataset(paths: list[str | Path], schema: Schema, tokenizer) -> tuple[Dataset, list[Example], int]:
     """Validated examples encoded once; also returns the examples and how many gold spans fall inside a token."""
@@ -41,19 +43,29 @@ def load_dataset(paths: list[str | Path], schema: Schema, tokenizer) -> tuple[Da
 
 
 class TrainingCollator:
-    """Rows of :func:`load_dataset` → a model batch with gold entity pairs and relation targets."""
+    """Rows of :func:`load_dataset` → a model batch with gold entity pairs and relation targets.
 
-    def __init__(self, tokenizer, schema: Schema, max_length: int, stride: int) -> None:
+    With an :class:`~veille.training.augment.Augmenter`, each sentence is rewritten and
+    encoded again (a fast tokenizer takes well under a millisecond a sentence); without
+    one, the encoding made once by :func:`load_dataset` is used as is.
+    """
+
+    def __init__(self, tokenizer, schema: Schema, max_length: int, stride: int, augment: Augmenter | None = None) -> None:
         self.collate = Collator(tokenizer, max_length, stride)
+        self.tokenizer = tokenizer
         self.schema = schema
+        self.augment = augment
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         encoded, pairs = [], []
         for index, row in enumerate(rows):
-            enc = Encoded(row["input_ids"], [tuple(o) for o in row["offsets"]], [tuple(w) for w in row["words"]], row["word_tokens"], row["word_labels"])
             example = Example.from_json(row["example"])
-            ranges = [tuple(r) for r in row["entity_tokens"]]
-            pairs.extend(build_pairs(example.entities, ranges, self.schema, index, example.relations))
+            if self.augment is not None:
+                example = self.augment(example)
+                enc = encode_example(self.tokenizer, example, self.schema)
+            else:
+                enc = Encoded(row["input_ids"], [tuple(o) for o in row["offsets"]], [tuple(w) for w in row["words"]], row["word_tokens"], row["word_labels"], [tuple(r) for r in row["entity_tokens"]])
+            pairs.extend(build_pairs(example.entities, enc.entity_tokens, self.schema, index, example.relations))
             encoded.append(enc)
         return self.collate(encoded, pairs)
 

@@ -36,6 +36,7 @@ from veille.models.predictor import Predictor
 
 from .card import model_card
 from .config import TrainConfig
+from .augment import AugmentConfig, Augmenter
 from .data import LengthGroupedBatches, TrainingCollator, load_dataset
 from .evaluate import evaluate
 from .report import plot_curves, plot_per_label
@@ -85,7 +86,9 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
     _freeze(model, config)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config))
     batches = LengthGroupedBatches(list(train_set["length"]), config.batch_size, config.seed)
-    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=TrainingCollator(tokenizer, schema, config.max_length, config.stride))
+    augment = AugmentConfig(config.augment_mentions, config.augment_title_case, config.augment_upper_case)
+    augmenter = Augmenter(augment, train_examples, config.seed) if augment.active else None
+    loader = DataLoader(train_set, batch_sampler=batches, collate_fn=TrainingCollator(tokenizer, schema, config.max_length, config.stride, augmenter))
     total_steps = math.ceil(len(loader) / config.grad_accum) * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
@@ -100,6 +103,8 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         if state["bad_epochs"] >= config.patience:
             break
         batches.set_epoch(epoch)
+        if augmenter is not None:
+            augmenter.set_epoch(epoch)
         loss, seconds, sentences = _train_epoch(model, loader, optimizer, scheduler, accelerator, config, f"epoch {epoch + 1}/{config.epochs}", progress)
         state["train_time_s"] += seconds
         state["sentences"] += sentences
