@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from veille.annotation.atomic import default_file_mode
 from veille.annotation.schema import Schema, SchemaError, parse_schema
 
 from .joint import JointConfig, JointModel
@@ -74,7 +75,9 @@ def save_model(
             (staging / name).write_text(text, encoding="utf-8")
         # The marker (joint_config.json, holding the version) goes last: a save interrupted
         # between two renames leaves weights whose version differs from it, which load refuses.
+        mode = default_file_mode()
         for path in sorted(staging.iterdir(), key=lambda p: p.name == MARKER):
+            path.chmod(mode)  # as a plain write would leave it, whatever the libraries writing into staging did
             os.replace(path, out_dir / path.name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

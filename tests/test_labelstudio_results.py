@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -133,3 +134,18 @@ def test_config_gives_distinct_colours_when_the_schema_repeats_one() -> None:
         entity["color"] = "#888888"
     view = ET.fromstring(labeling_config(parse_schema(raw)))
     assert len({label.get("background") for label in view.find("Labels")}) == len(SCHEMA.entities)
+
+
+def test_a_missing_label_studio_client_names_the_extra(monkeypatch):
+    """The SDK is an extra (`veille[annotate]`): without it, the annotate commands say what to install."""
+    import sys
+    import tomllib
+
+    from veille.annotation.labelstudio.client import Connection, connect
+
+    monkeypatch.setitem(sys.modules, "label_studio_sdk", None)  # what an install without the extra sees
+    with pytest.raises(ValueError, match=r"pip install 'veille\[annotate\]'"):
+        connect(Connection("http://127.0.0.1:1", "token"))
+    project = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]
+    assert not any(d.startswith("label-studio") for d in project["dependencies"])
+    assert project["optional-dependencies"]["annotate"] == ["label-studio-sdk>=2.0"]

@@ -287,6 +287,16 @@ def test_second_use_hits_the_cache(e5_offline_dir, monkeypatch):
 
 
 @pytest.mark.slow
+def test_test_sessions_share_one_converted_encoder(e5_offline_dir, tmp_path_factory):
+    """The 470 MB conversion lives in one cache reused by later test sessions, not in this session's temp folder."""
+    from conftest import E5_TEST_CACHE
+
+    assert e5_offline_dir.is_relative_to(E5_TEST_CACHE)
+    assert not e5_offline_dir.is_relative_to(tmp_path_factory.getbasetemp())
+    assert [p.name for p in (E5_TEST_CACHE / "models").iterdir()] == [e5_offline_dir.name]  # no stale copies beside it
+
+
+@pytest.mark.slow
 def test_models_info_describes_e5_small_offline(e5_offline_dir):
     result = CliRunner().invoke(app, ["models", "info", OFFLINE_NAME])
     assert result.exit_code == 0, result.output

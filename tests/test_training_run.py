@@ -143,3 +143,16 @@ def test_cli_evaluate_refuses_schema_mismatch_and_unknown_labels(tmp_path, tiny_
     assert result.exit_code == 2 and "foreign.jsonl:1: entities[0].label: unknown entity label 'EVENT'" in result.output
     result = runner.invoke(app, ["evaluate", "-m", str(tmp_path), "-d", str(mini_gold)])
     assert result.exit_code == 2 and "incomplete model directory" in result.output
+
+
+def test_the_model_directory_records_no_absolute_path(tiny_trained_model, repo, mini_gold):
+    """Data files are recorded by portable path and checksum: the directory can travel to another machine."""
+    import hashlib
+
+    for name in ("README.md", "training_config.json", "metrics.json", "joint_config.json"):
+        text = (tiny_trained_model / name).read_text(encoding="utf-8")
+        assert str(repo) not in text and str(tiny_trained_model.parent) not in text, name
+    metrics = json.loads((tiny_trained_model / "metrics.json").read_text(encoding="utf-8"))
+    digest = hashlib.sha256(mini_gold.read_bytes()).hexdigest()
+    assert metrics["data"]["train_files"] == [{"file": "tests/data/mini_gold.jsonl", "sha256": digest}]
+    assert f"`tests/data/mini_gold.jsonl` (sha256 {digest[:12]})" in (tiny_trained_model / "README.md").read_text(encoding="utf-8")

@@ -26,8 +26,8 @@ predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."])
 
 ## Data
 
-- train: {', '.join(f'`{f}`' for f in data['train_files'])} — {data['train_sentences']} sentences
-- dev (model selection): {', '.join(f'`{f}`' for f in data['dev_files'])} — {data['dev_sentences']} sentences
+- train: {_files(data['train_files'])} — {data['train_sentences']} sentences
+- dev (model selection): {_files(data['dev_files'])} — {data['dev_sentences']} sentences
 
 ## Scores on dev (best epoch {metrics['best_epoch']})
 
@@ -47,3 +47,8 @@ predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."])
 - Dev scores select the checkpoint, so they are optimistic; use `veille evaluate` on the held-out test split for an unbiased figure.
 - Entities are flat (no nesting); spans never start with an elision (« d'OpenAI » → « OpenAI »).
 """
+
+
+def _files(records: list[dict[str, str]]) -> str:
+    """Data files as the card names them: portable path and a short checksum."""
+    return ", ".join(f"`{r['file']}` (sha256 {r['sha256'][:12]})" for r in records)

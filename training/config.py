@@ -7,6 +7,7 @@ Data paths default to the compiled gold corpus shipped in ``veille.annotation``.
 
 from __future__ import annotations
 
+import hashlib
 import tomllib
 import types
 from dataclasses import asdict, dataclass, field, fields
@@ -57,8 +58,39 @@ class TrainConfig:
     augment_title_case: float = 0.0  # title-case a whole sentence, as scraped headlines are
     augment_upper_case: float = 0.0  # write one mention of a sentence in capitals
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_dict(self, portable: bool = False) -> dict[str, Any]:
+        """The configuration; ``portable`` records data files as :func:`portable_path` does (for a model directory)."""
+        out = asdict(self)
+        if portable:
+            for key in ("train_files", "dev_files"):
+                out[key] = [portable_path(p) for p in out[key]]
+            out["output"] = portable_path(self.output)
+            out["base_model"] = self.portable_base_model
+        return out
+
+    @property
+    def portable_base_model(self) -> str:
+        """The base model as a model directory records it: a name as given, a local directory as :func:`portable_path`."""
+        return portable_path(self.base_model) if Path(self.base_model).exists() else self.base_model
+
+
+def portable_path(path: str) -> str:
+    """A data path as a model directory records it: relative to the working directory when under it, else the file name.
+
+    A model directory travels (to a colleague, into a container): absolute paths of the
+    training machine leak its home layout and mean nothing elsewhere. The metrics record
+    each file's SHA-256 beside it, which says exactly which data it was.
+    """
+    resolved = Path(path).resolve()
+    try:
+        return resolved.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return resolved.name
+
+
+def data_file_record(path: str) -> dict[str, str]:
+    """``{"file": portable path, "sha256": digest}`` of one training or dev file."""
+    return {"file": portable_path(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
 def load_config(preset_or_file: str = "default", overrides: dict[str, Any] | None = None) -> TrainConfig:

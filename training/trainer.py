@@ -35,8 +35,8 @@ from veille.models.joint import JointConfig, JointModel
 from veille.models.predictor import Predictor
 
 from .card import model_card
-from .config import TrainConfig
 from .augment import AugmentConfig, Augmenter
+from .config import TrainConfig, data_file_record
 from .data import LengthGroupedBatches, TrainingCollator, load_dataset
 from .evaluate import evaluate
 from .report import plot_curves, plot_per_label
@@ -130,7 +130,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         if improved:
             state.update(best_score=dev.score, best_epoch=epoch + 1, best=dev.to_dict(), bad_epochs=0)
             if accelerator.is_main_process:
-                save_model(output, unwrapped, tokenizer, schema, config.to_dict(), config.base_model, {"metrics.json": _metrics_json(state, config, hardware, train_examples, dev_examples)})
+                save_model(output, unwrapped, tokenizer, schema, config.to_dict(portable=True), config.portable_base_model, {"metrics.json": _metrics_json(state, config, hardware, train_examples, dev_examples)})
         else:
             state["bad_epochs"] += 1
         accelerator.wait_for_everyone()
@@ -215,14 +215,17 @@ def _hardware(accelerator: Accelerator) -> str:
 
 def _metrics_json(state: dict, config: TrainConfig, hardware: str, train_examples, dev_examples) -> str:
     metrics = {
-        "base_model": config.base_model,
+        "base_model": config.portable_base_model,
         "best_epoch": state["best_epoch"],
         "dev": state["best"],
         "history": state["history"],
         "train_time_s": round(state["train_time_s"], 1),
         "sentences_per_s": round(state["sentences"] / state["train_time_s"], 2) if state["train_time_s"] else 0.0,
         "hardware": hardware,
-        "data": {"train_files": config.train_files, "train_sentences": len(train_examples), "dev_files": config.dev_files, "dev_sentences": len(dev_examples)},
+        "data": {
+            "train_files": [data_file_record(p) for p in config.train_files], "train_sentences": len(train_examples),
+            "dev_files": [data_file_record(p) for p in config.dev_files], "dev_sentences": len(dev_examples),
+        },
     }
     return json.dumps(metrics, indent=2, ensure_ascii=False) + "\n"
 
@@ -234,4 +237,4 @@ def _finish(result: TrainResult, state: dict, config: TrainConfig, schema: Schem
     plot_curves(result.history, result.output / "training_curves.png")
     if result.best:
         plot_per_label(result.best, result.output / "per_label_f1.png", title=f"dev, epoch {result.best_epoch}")
-    atomic_write_text(result.output / "README.md", model_card(json.loads(metrics_text), schema, config.to_dict()))
+    atomic_write_text(result.output / "README.md", model_card(json.loads(metrics_text), schema, config.to_dict(portable=True)))

@@ -29,8 +29,14 @@ class Connection:
 
 
 def connect(connection: Connection):
-    """A ``LabelStudio`` SDK client (imported here: the SDK is slow to import)."""
-    from label_studio_sdk import LabelStudio
+    """A ``LabelStudio`` SDK client (imported here: the SDK is slow to import, and an extra)."""
+    try:
+        from label_studio_sdk import LabelStudio
+    except ImportError:
+        raise ValueError(
+            "the Label Studio client is not installed: pip install 'veille[annotate]' "
+            "(the base install leaves it out: it brings ~2 GB of dependencies that predicting and serving never use)"
+        ) from None
 
     resolved = connection.resolved()
     return LabelStudio(base_url=resolved.url, api_key=resolved.token)
