@@ -30,6 +30,7 @@ from veille.annotation.labelstudio.results import TO_NAME, prediction_task
 from veille.annotation.sentences import split_sentences
 
 from .batcher import MicroBatcher
+from .docs import add_offline_docs
 from .limits import DEFAULT_LIMITS, ServeLimits
 from .pipeline import ArticlePrediction, PredictOptions, SentencePredictor, assemble_article, predict_sentences
 
@@ -89,7 +90,10 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
         version=predictor.model_version,
         description="French entity and relation extraction from tech/AI business news.",
         lifespan=lifespan,
+        docs_url=None,  # served from the package by add_offline_docs: no CDN
+        redoc_url=None,
     )
+    add_offline_docs(app)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     model = {"name": predictor.model_name, "version": predictor.model_version}
 

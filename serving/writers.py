@@ -6,6 +6,9 @@
   predictions as pre-annotations (``veille annotate push --predictions``, or the import
   dialog of Label Studio). Written element by element, so it streams like JSONL.
 - ``csv`` / ``tsv``: one row per entity and per relation, for spreadsheets.
+- ``excel``: the same table as a French Excel opens it with a double click: UTF-8 with a
+  byte-order mark (else accents are garbled), ``;`` between columns (``,`` is the
+  decimal separator there), decimal commas in scores, CRLF line ends.
 
 Every file is written through :func:`veille.annotation.atomic.atomic_open`: a temp file
 next to the target while predicting, renamed onto it only when all input was processed.
@@ -27,8 +30,8 @@ from veille.annotation.schema import Schema
 
 from .pipeline import ArticlePrediction
 
-FORMATS = ("jsonl", "labelstudio", "csv", "tsv")
-SUFFIXES = {"jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv"}
+FORMATS = ("jsonl", "labelstudio", "csv", "tsv", "excel")
+SUFFIXES = {"jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv", "excel": ".excel.csv"}
 TABLE_COLUMNS = ("article", "kind", "id", "label", "start", "end", "text", "score", "head", "head_text", "tail", "tail_text")
 
 
@@ -70,36 +73,38 @@ class LabelStudioWriter:
 
 
 class TableWriter:
-    """Entities and relations as rows of one flat table (CSV or TSV)."""
+    """Entities and relations as rows of one flat table (CSV, TSV, or CSV for a French Excel)."""
 
-    def __init__(self, handle: IO[str], delimiter: str) -> None:
+    def __init__(self, handle: IO[str], delimiter: str, excel: bool = False) -> None:
         self.handle = handle
-        self.rows = csv.writer(handle, delimiter=delimiter, lineterminator="\n")
+        self.decimal = "," if excel else "."
+        if excel:
+            handle.write("\ufeff")
+        self.rows = csv.writer(handle, delimiter=delimiter, lineterminator="\r\n" if excel else "\n")
         self.rows.writerow(TABLE_COLUMNS)
 
     def write(self, prediction: ArticlePrediction) -> None:
         example = prediction.example
         doc = example.id
         for entity in example.entities:
-            self.rows.writerow([doc, "entity", entity.id, entity.label, entity.start, entity.end, example.mention(entity), _score(entity.score), "", "", "", ""])
+            self.rows.writerow([doc, "entity", entity.id, entity.label, entity.start, entity.end, example.mention(entity), self._score(entity.score), "", "", "", ""])
         for relation in example.relations:
             head, tail = example.entity(relation.head), example.entity(relation.tail)
-            self.rows.writerow([doc, "relation", "", relation.label, "", "", "", _score(relation.score), relation.head, example.mention(head), relation.tail, example.mention(tail)])
+            self.rows.writerow([doc, "relation", "", relation.label, "", "", "", self._score(relation.score), relation.head, example.mention(head), relation.tail, example.mention(tail)])
 
     def finish(self) -> None:
         self.handle.flush()
 
-
-def _score(score: float | None) -> str:
-    return "" if score is None else f"{score:.4f}"
+    def _score(self, score: float | None) -> str:
+        return "" if score is None else f"{score:.4f}".replace(".", self.decimal)
 
 
 def make_writer(fmt: str, handle: IO[str], schema: Schema) -> Writer:
     """The writer of a format already checked by :func:`output_paths`."""
     if fmt == "labelstudio":
         return LabelStudioWriter(handle, schema)
-    if fmt in ("csv", "tsv"):
-        return TableWriter(handle, "," if fmt == "csv" else "\t")
+    if fmt in ("csv", "tsv", "excel"):
+        return TableWriter(handle, {"csv": ",", "tsv": "\t", "excel": ";"}[fmt], excel=fmt == "excel")
     return JsonlWriter(handle)
 
 

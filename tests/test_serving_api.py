@@ -137,3 +137,17 @@ def test_graceful_shutdown_finishes_the_request_in_flight(tiny_trained_model, ve
     assert answer["r"].status_code == 200 and len(answer["r"].json()["results"]) == 2
     assert "Application shutdown complete" in log
     assert process.returncode in (0, -signal.SIGTERM)
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_documentation_pages_load_everything_from_the_server(server, page) -> None:
+    """/docs and /redoc must work with no internet: every asset they reference is served locally."""
+    import re
+
+    html = httpx.get(server + page).text
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    assert assets and not [a for a in assets if re.match(r"(https?:)?//", a)], assets
+    for asset in assets:
+        response = httpx.get(server + asset)
+        assert response.status_code == 200 and len(response.content) > 1000, asset
+    assert "/openapi.json" in html

@@ -117,6 +117,20 @@ def test_csv_and_tsv_have_a_row_per_entity_and_relation(prediction: ArticlePredi
     assert target.exists()
 
 
+def test_excel_format_opens_in_a_french_spreadsheet(prediction: ArticlePrediction, tmp_path) -> None:
+    """BOM (accents), `;` columns, decimal commas, CRLF: what a French Excel reads without an import dialog."""
+    target = tmp_path / "preds.jsonl"
+    with open_writers(["jsonl", "csv", "excel"], target, load_schema(), io.StringIO()) as writers:
+        for writer in writers:
+            writer.write(prediction)
+    raw = (tmp_path / "preds.excel.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf") and b"\r\n" in raw
+    excel = list(csv.DictReader(raw.decode("utf-8-sig").splitlines(), delimiter=";"))
+    plain = list(csv.DictReader((tmp_path / "preds.csv").open(encoding="utf-8")))
+    assert [r["score"] for r in excel] == [r["score"].replace(".", ",") for r in plain] and "," in excel[0]["score"]
+    assert [{k: v for k, v in r.items() if k != "score"} for r in excel] == [{k: v for k, v in r.items() if k != "score"} for r in plain]
+
+
 def test_output_is_atomic_a_failure_keeps_the_previous_file(prediction: ArticlePrediction, tmp_path) -> None:
     target = tmp_path / "preds.jsonl"
     target.write_text("previous run\n", encoding="utf-8")
