@@ -1,19 +1,22 @@
 """The shipped gold corpus: valid, compiled from its sources, varied, split by document,
 and described truthfully by its data card."""
 
+import hashlib
 import re
 from collections import Counter
 
 import pytest
 from typer.testing import CliRunner
 
+from veille.annotation.authoring import far_relation_share
 from veille.annotation.corpus import read_corpus
 from veille.annotation.schema import load_schema
 from veille.annotation.sentences import split_sentences
 from veille.annotation.stats import corpus_stats
 from veille.cli import app
 
-SPLITS = ("train", "dev", "test", "seed")
+SPLITS = ("train", "dev", "test", "test-articles", "test-general", "seed")
+REGISTERS = {"auth": "test", "art": "test-articles", "gen": "test-general"}  # document id prefix → its test split
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,12 @@ def corpus(corpus_dir):
 
 @pytest.fixture(scope="module")
 def authored(corpus):
-    return [e for split in ("train", "dev", "test") for e in corpus[split]]
+    """Every sentence veille's authors wrote: the three registers, all splits but the seed articles."""
+    return [e for split in SPLITS if split != "seed" for e in corpus[split]]
+
+
+def register(example) -> str:
+    return example.doc.split("-", 1)[0]
 
 
 def masked(example):
@@ -49,12 +57,34 @@ def test_compiled_files_are_up_to_date_with_their_sources(corpus_dir, tmp_path):
 
 def test_sizes_and_label_counts(authored):
     schema = load_schema()
-    assert len(authored) >= 1500
-    assert len({e.doc for e in authored}) >= 150
+    assert len(authored) >= 4200
+    assert len({e.doc for e in authored}) >= 330
     entities = Counter(e.label for ex in authored for e in ex.entities)
     relations = Counter(r.label for ex in authored for r in ex.relations)
     assert {label: entities[label] for label in schema.entity_labels if entities[label] < 150} == {}
-    assert {label: relations[label] for label in schema.relation_labels if relations[label] < 60} == {}
+    assert {label: relations[label] for label in schema.relation_labels if relations[label] < 100} == {}
+
+
+def test_corpus_v2_registers(authored):
+    """Corpus v2: ≥ 2,400 sentences in ≥ 160 new documents, both new registers well represented."""
+    sentences = Counter(register(e) for e in authored)
+    documents = Counter(register(e) for e in {e.doc: e for e in authored}.values())
+    assert sentences["art"] >= 1200 and sentences["gen"] >= 1200
+    assert documents["art"] >= 80 and documents["gen"] >= 80
+    without_entities = sum(1 for e in authored if register(e) != "auth" and not e.entities)
+    assert without_entities >= 0.1 * (sentences["art"] + sentences["gen"])  # real articles have sentences with no entity
+
+
+def test_real_article_register_puts_arguments_far_apart(authored):
+    """About a fifth of real-article relations have arguments more than 60 characters apart."""
+    far, total = far_relation_share(e for e in authored if register(e) == "art")
+    assert far / total >= 0.15
+
+
+def test_pairs_with_several_labels_are_kept(authored):
+    """The guidelines ask for every relation a sentence states: some pairs carry two labels."""
+    pairs = Counter((e.id, r.head, r.tail) for e in authored for r in e.relations)
+    assert sum(1 for n in pairs.values() if n > 1) >= 50
 
 
 def test_name_variety(authored):
@@ -64,8 +94,9 @@ def test_name_variety(authored):
     assert len(orgs) >= 250
 
 
-def test_sentences_are_not_templates(authored):
-    texts = [masked(e) for e in authored]
+def test_sentences_are_not_templates(corpus):
+    """Over the whole corpus, every split and register: no masked duplicate, no over-used 6-gram."""
+    texts = [masked(e) for examples in corpus.values() for e in examples]
     duplicates = [text for text, n in Counter(texts).items() if n > 1]
     assert duplicates == []
     ngram_sentences = Counter()
@@ -81,10 +112,19 @@ def test_splits_are_by_document(corpus):
     for a in SPLITS:
         for b in SPLITS:
             assert a == b or not docs[a] & docs[b]
-    total = sum(len(docs[s]) for s in ("train", "dev", "test"))
-    assert 0.6 < len(docs["train"]) / total < 0.8
-    assert 0.1 < len(docs["dev"]) / total < 0.2 and 0.1 < len(docs["test"]) / total < 0.2
+    for prefix, test_split in REGISTERS.items():  # each register is cut 70/15/15 on its own
+        mine = {split: {d for d in docs[split] if d.startswith(prefix + "-")} for split in ("train", "dev", test_split)}
+        total = sum(map(len, mine.values()))
+        assert 0.6 < len(mine["train"]) / total < 0.8, prefix
+        assert 0.1 < len(mine["dev"]) / total < 0.2 and 0.1 < len(mine[test_split]) / total < 0.2, prefix
+        assert all(d.startswith(prefix + "-") for d in docs[test_split])
     assert all(e.split == split for split, examples in corpus.items() for e in examples)
+
+
+def test_the_authored_test_split_is_unchanged_by_corpus_v2(corpus_dir):
+    """Scores on `test` stay comparable across versions: v2 added documents without moving any."""
+    digest = hashlib.sha256((corpus_dir / "test.jsonl").read_bytes()).hexdigest()
+    assert digest == "40366f88d6a9414441942334024293637455f78641f9279eaa76d6e588298403"
 
 
 def test_seed_split_is_every_sentence_of_the_seeds_split_by_veille(corpus, repo):
