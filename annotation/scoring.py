@@ -88,19 +88,21 @@ class ScoreReport:
 
 def score_entities(gold: list[Example], pred: list[Example]) -> ScoreReport:
     """Exact span + label matching, per example id."""
-    return _score(gold, pred, _entity_keys)
+    return _score(gold, pred, entity_keys)
 
 
 def score_relations(gold: list[Example], pred: list[Example], schema: Schema) -> ScoreReport:
     """Strict end-to-end: label, direction (unless symmetric) and both argument spans+labels."""
-    return _score(gold, pred, lambda example: _relation_keys(example, schema))
+    return _score(gold, pred, lambda example: relation_keys(example, schema))
 
 
-def _entity_keys(example: Example) -> list[tuple[str, Hashable]]:
+def entity_keys(example: Example) -> list[tuple[str, Hashable]]:
+    """What an entity is compared by, one ``(label, key)`` per entity in order (also marks errors in the HTML view)."""
     return [(e.label, e.span()) for e in example.entities]
 
 
-def _relation_keys(example: Example, schema: Schema) -> list[tuple[str, Hashable]]:
+def relation_keys(example: Example, schema: Schema) -> list[tuple[str, Hashable]]:
+    """What a relation is compared by, one ``(label, key)`` per relation in order (argument spans, unordered when symmetric)."""
     spans = {e.id: e.span() for e in example.entities}
     keys: list[tuple[str, Hashable]] = []
     for relation in example.relations:

@@ -4,7 +4,8 @@ veille's API (documented by the OpenAPI schema at ``/openapi.json``, browsable a
 
 - ``POST /v1/extract`` ``{"texts": [...]}`` or ``{"articles": [{"id", "text"}]}`` → one
   result per article, the same JSON as a line of ``veille predict``;
-- ``GET /v1/health`` and ``GET /v1/info`` (model, schema, limits, batching counters).
+- ``GET /v1/health`` and ``GET /v1/info`` (model, schema, limits, batching counters);
+- ``GET /``: a page to paste an article and see the extraction (:mod:`.page`).
 
 Label Studio ML backend (connect the URL in a project's *Model* settings):
 ``GET /health``, ``POST /setup`` (answers the model version) and ``POST /predict`` (one
@@ -32,6 +33,7 @@ from veille.annotation.sentences import split_sentences
 from .batcher import MicroBatcher
 from .docs import add_offline_docs
 from .limits import DEFAULT_LIMITS, ServeLimits
+from .page import add_page
 from .pipeline import ArticlePrediction, PredictOptions, SentencePredictor, assemble_article, predict_sentences
 
 
@@ -96,6 +98,7 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
     add_offline_docs(app)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     model = {"name": predictor.model_name, "version": predictor.model_version}
+    add_page(app, predictor.schema, model, options)
 
     async def extract_articles(articles: list[Article], request_options: PredictOptions) -> list[ArticlePrediction]:
         split = [split_sentences(article.text) for article in articles]

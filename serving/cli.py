@@ -81,7 +81,7 @@ def predict(
     show: Annotated[int, typer.Option("--show", min=0, help="At the end, print the best-scored relation of up to this many relation labels.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Extract entities and relations from articles: one JSON line per article (or Label Studio tasks, CSV, TSV)."""
+    """Extract entities and relations from articles: one JSON line per article (or Label Studio tasks, CSV, TSV, an HTML page)."""
     from tqdm import tqdm
 
     try:
@@ -184,5 +184,5 @@ def serve(
     predictor = load_predictor(model, device, dtype)
     limits = ServeLimits(max_request_bytes, max_texts, max_text_chars, max_batch_sentences, max_wait_ms)
     app = create_app(predictor, PredictOptions(batch_size, relation_threshold, min_entity_score), limits)
-    err.print(f"veille serve: model {predictor.model_name} {predictor.model_version} on {predictor.device}; http://{host}:{port}/docs", highlight=False)
+    err.print(f"veille serve: model {predictor.model_name} {predictor.model_version} on {predictor.device}; http://{host}:{port}/ (page), /docs (API)", highlight=False)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=shutdown_timeout, log_level="info")

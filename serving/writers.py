@@ -9,6 +9,9 @@
 - ``excel``: the same table as a French Excel opens it with a double click: UTF-8 with a
   byte-order mark (else accents are garbled), ``;`` between columns (``,`` is the
   decimal separator there), decimal commas in scores, CRLF line ends.
+- ``html``: one self-contained page for people to read (:mod:`veille.annotation.view`):
+  entities highlighted in the schema's colours, relations under each sentence, filters,
+  a summary; 20 articles per page section, so the browser draws one section at a time.
 
 Every file is written through :func:`veille.annotation.atomic.atomic_open`: a temp file
 next to the target while predicting, renamed onto it only when all input was processed.
@@ -27,11 +30,12 @@ from typing import IO, Protocol
 from veille.annotation.atomic import atomic_open
 from veille.annotation.labelstudio.results import prediction_task
 from veille.annotation.schema import Schema
+from veille.annotation.view import PageWriter, view_meta
 
 from .pipeline import ArticlePrediction
 
-FORMATS = ("jsonl", "labelstudio", "csv", "tsv", "excel")
-SUFFIXES = {"jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv", "excel": ".excel.csv"}
+FORMATS = ("jsonl", "labelstudio", "csv", "tsv", "excel", "html")
+SUFFIXES = {"jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv", "excel": ".excel.csv", "html": ".html"}
 TABLE_COLUMNS = ("article", "kind", "id", "label", "start", "end", "text", "score", "head", "head_text", "tail", "tail_text")
 
 
@@ -99,10 +103,28 @@ class TableWriter:
         return "" if score is None else f"{score:.4f}".replace(".", self.decimal)
 
 
+class HtmlWriter:
+    """The run as one HTML page: each article is the JSONL line plus its sentence offsets (to list relations under their sentence)."""
+
+    def __init__(self, handle: IO[str], schema: Schema) -> None:
+        self.page, self.schema = PageWriter(handle), schema
+        self.model: dict[str, str] = {}
+
+    def write(self, prediction: ArticlePrediction) -> None:
+        self.model = prediction.model
+        sentences = [[s.meta["start"], s.meta["end"]] for s in prediction.sentences]
+        self.page.add({**prediction.example.to_json(), "sentences": sentences})
+
+    def finish(self) -> None:
+        self.page.finish(view_meta("predictions", self.schema, self.model))
+
+
 def make_writer(fmt: str, handle: IO[str], schema: Schema) -> Writer:
     """The writer of a format already checked by :func:`output_paths`."""
     if fmt == "labelstudio":
         return LabelStudioWriter(handle, schema)
+    if fmt == "html":
+        return HtmlWriter(handle, schema)
     if fmt in ("csv", "tsv", "excel"):
         return TableWriter(handle, {"csv": ",", "tsv": "\t", "excel": ";"}[fmt], excel=fmt == "excel")
     return JsonlWriter(handle)

@@ -191,3 +191,41 @@ def veille_serve():
                 process.wait(timeout=30)
 
     return run
+
+
+# --- browser: headless Chromium driven by Playwright (pytest -m browser) ---
+
+# Without the background-networking flags Chromium keeps trying to reach Google's hosts;
+# --no-sandbox because CI runs as root.
+CHROMIUM_FLAGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    """``$VEILLE_CHROMIUM``, else the first Chromium or Chrome on the PATH (Debian's package: /usr/bin/chromium)."""
+    names = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+    candidates = [os.environ.get("VEILLE_CHROMIUM"), *(shutil.which(name) for name in names)]
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The machine's own Chromium, headless, through Playwright (never a browser Playwright downloads).
+
+    Without Playwright or Chromium the tests skip locally but fail under CI, where
+    ``.ci/install-browser`` installs both.
+    """
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    executable = find_chromium()
+    if sync_playwright is None or executable is None:
+        missing = "the playwright package" if sync_playwright is None else "a Chromium executable (or $VEILLE_CHROMIUM)"
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(f"browser tests need {missing}: run `bash .ci/install-browser`")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield browser
+        browser.close()

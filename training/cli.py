@@ -86,6 +86,7 @@ def evaluate_command(
     from veille.annotation.atomic import atomic_write_text
     from veille.annotation.corpus import CorpusError, write_corpus, read_corpus
     from veille.annotation.schema import SchemaError, load_schema
+    from veille.annotation.view import write_errors_view
     from veille.models.checkpoint import CheckpointError, check_schema
     from veille.models.predictor import Predictor
 
@@ -107,8 +108,9 @@ def evaluate_command(
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
     write_corpus(out / "predictions.jsonl", result.predictions)
+    write_errors_view(out / "errors.html", gold, result.predictions, predictor.schema, {"name": predictor.model_name, "version": predictor.model_version})
     chart = out / "per_label_f1.png"
     plot_per_label(metrics, chart, title=f"{model.name} on {', '.join(d.name for d in data)}")
     atomic_write_text(out / "report.md", evaluation_report(str(model), metrics["data"], metrics, [str(chart)]))
     console.print(console_table(metrics))
-    console.print(f"written to {out}/ (metrics.json, report.md, per_label_f1.png, predictions.jsonl)")
+    console.print(f"written to {out}/ (metrics.json, report.md, per_label_f1.png, predictions.jsonl, errors.html)")
