@@ -46,7 +46,7 @@ def _csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def script_json(value: Any) -> str:
+def _script_json(value: Any) -> str:
     """JSON safe inside ``<script type="application/json">``: ``<`` escaped, so text can never end the block."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).replace("<", "\\u003c")
 
@@ -68,15 +68,16 @@ def view_meta(mode: str, schema: Schema, model: dict[str, str], thresholds: dict
 class PageWriter:
     """Writes one page to ``handle`` with the documents streamed in one at a time.
 
-    The page skeleton is static and the metadata (model, counts) comes last, so a run of
-    any size is written as it is predicted, holding one document at a time.
+    The page skeleton is static and the metadata (model, title) comes last, so a run of
+    any size is written as it is predicted, holding one document at a time; the browser
+    counts the labels for the summary.
     """
 
     def __init__(self, handle: IO[str]) -> None:
         self.handle = handle
         self.separator = ""
         css, js = _asset("view.css"), _asset("view.js")
-        self.tail = js
+        self.script = js
         policy = f"default-src 'none'; style-src {_csp_hash(css)}; script-src {_csp_hash(js)}; connect-src 'self'; img-src data:"
         handle.write(
             "<!doctype html>\n<html lang=\"fr\">\n<head>\n<meta charset=\"utf-8\">\n"
@@ -88,24 +89,21 @@ class PageWriter:
         )
 
     def add(self, doc: dict[str, Any]) -> None:
-        self.handle.write(self.separator + "\n" + script_json(doc))
+        self.handle.write(self.separator + "\n" + _script_json(doc))
         self.separator = ","
 
     def finish(self, meta: dict[str, Any]) -> None:
         self.handle.write(
-            f"\n]</script>\n<script type=\"application/json\" id=\"veille-meta\">{script_json(meta)}</script>\n"
-            f"<script>{self.tail}</script>\n</body>\n</html>\n"
+            f"\n]</script>\n<script type=\"application/json\" id=\"veille-meta\">{_script_json(meta)}</script>\n"
+            f"<script>{self.script}</script>\n</body>\n</html>\n"
         )
         self.handle.flush()
 
 
-def render_page(meta: dict[str, Any], docs: list[dict[str, Any]]) -> str:
-    """The whole page as a string (the served page, whose documents come from ``/v1/extract``)."""
+def render_page(meta: dict[str, Any]) -> str:
+    """A page with no documents yet: the served page, whose documents come from ``/v1/extract``."""
     out = io.StringIO()
-    page = PageWriter(out)
-    for doc in docs:
-        page.add(doc)
-    page.finish(meta)
+    PageWriter(out).finish(meta)
     return out.getvalue()
 
 

@@ -32,7 +32,7 @@ class SentencesRequest(BaseModel):
 def add_page(app: FastAPI, schema: Schema, model: dict[str, str], options: PredictOptions) -> None:
     """Register ``GET /`` (the page, built once) and ``POST /v1/sentences``."""
     thresholds = {"relation_threshold": options.relation_threshold, "min_entity_score": options.min_entity_score}
-    page = render_page(view_meta("live", schema, model, thresholds), [])
+    page = render_page(view_meta("live", schema, model, thresholds))
 
     @app.get("/", include_in_schema=False, response_class=HTMLResponse)
     async def home() -> HTMLResponse:

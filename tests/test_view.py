@@ -188,7 +188,8 @@ class Tab:
         """The documents as drawn: marks, relations and sentences, read from the DOM."""
         return self.page.evaluate(READ_DOCS)
 
-    def check_requests(self, allowed: str) -> None:
+    def check_nothing_leaked(self, allowed: str) -> None:
+        """Every request stayed on ``allowed`` (file:// or the server); no script error, no dialog."""
         assert self.requests and all(url.startswith(allowed) or url.startswith("data:") for url in self.requests), self.requests
         assert self.errors == [] and self.dialogs == []
 
@@ -299,7 +300,7 @@ def test_prediction_file_in_the_browser(run, tab, tmp_path) -> None:
     page.click(".veille-pages >> nth=0 >> .prev")
     richest = max(lines[:20], key=lambda line: (len(line["relations"]) > 0, len(line["entities"])))
     check_filters(tab, richest, docs[richest["id"]]["sentences"])
-    tab.check_requests("file://")
+    tab.check_nothing_leaked("file://")
     assert (tmp_path / "predictions.png").stat().st_size > 10_000
 
 
@@ -309,6 +310,9 @@ def test_served_page_in_the_browser(server, tab, tmp_path) -> None:
     page.goto(f"{server}/")
     health = httpx.get(f"{server}/v1/health", timeout=10).json()["model"]
     assert page.text_content("#veille-facts") == f"modèle {health['name']} ({health['version']}) · seuils : relation ≥ 0, entité ≥ 0"
+    page.fill("#veille-text", " \n ")
+    page.click("#veille-submit")
+    assert page.text_content("#veille-status") == "Le texte est vide." and tab.shown() == []
     for text in (HOSTILE, ARTICLE):  # the last one stays on the page for the filters
         page.fill("#veille-text", text)
         with page.expect_response(lambda response: response.url.endswith("/v1/extract")) as answer:
@@ -322,7 +326,7 @@ def test_served_page_in_the_browser(server, tab, tmp_path) -> None:
     assert result["entities"] and result["relations"]
     page.screenshot(path=str(tmp_path / "served.png"), full_page=True)
     check_filters(tab, result, sentences)
-    tab.check_requests(server + "/")
+    tab.check_nothing_leaked(server + "/")
 
 
 @pytest.mark.browser
@@ -347,7 +351,7 @@ def test_errors_view_in_the_browser(evaluation, tab, tmp_path) -> None:
                            ".reduce((n, tr) => n + Number(tr.querySelectorAll('td.count')[2].textContent), 0)")
     assert missed == metrics["entities"]["micro"]["fn"]
     page.screenshot(path=str(tmp_path / "errors.png"), full_page=True)
-    tab.check_requests("file://")
+    tab.check_nothing_leaked("file://")
 
 
 @pytest.mark.browser
@@ -369,4 +373,4 @@ def test_errors_view_shows_only_sentences_with_errors_until_asked(tab, tmp_path)
     tab.page.check("#veille-errors-only")
     assert [doc["id"] for doc in tab.shown()] == ["s1"]
     tab.page.screenshot(path=str(tmp_path / "errors.png"), full_page=True)
-    tab.check_requests("file://")
+    tab.check_nothing_leaked("file://")
