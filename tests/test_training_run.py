@@ -104,6 +104,22 @@ def test_bad_training_inputs_are_refused_clearly(tmp_path, tiny_base_model, mini
     assert not (tmp_path / "m1").exists() and not (tmp_path / "m3").exists()
 
 
+def test_a_window_the_encoder_cannot_embed_is_refused_before_training(tmp_path, tiny_base_model, mini_gold):
+    with pytest.raises(TrainingError, match="max_length 500 exceeds the encoder's position limit of 128 tokens"):
+        train(tiny_config(tiny_base_model, mini_gold, tmp_path / "m", max_length=500), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
+def test_seed_or_test_sentences_never_select_a_model_or_tune_thresholds(tmp_path, tiny_base_model, mini_gold):
+    for split in ("seed", "test", "test-articles"):
+        dev = tmp_path / f"{split}.jsonl"
+        lines = [json.loads(line) for line in mini_gold.read_text(encoding="utf-8").splitlines()[:3]]
+        lines[2]["meta"] = {"split": split}
+        dev.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
+        with pytest.raises(TrainingError, match=f"dev data holds 'mini-000-s002' of the held-out split '{split}'"):
+            train(tiny_config(tiny_base_model, mini_gold, tmp_path / "m", dev_files=[str(dev)]), progress=False)
+
+
 def test_cli_train_reports_errors_without_traceback(tmp_path, mini_gold):
     from veille.cli import app
 

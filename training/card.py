@@ -38,6 +38,7 @@ predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."])
 
 - {len(history)} epoch(s), {metrics['train_time_s']:.0f} s of training ({per_epoch:.1f} s per epoch, {metrics['sentences_per_s']:.1f} sentences/s) on {metrics['hardware']}
 - batch size {config['batch_size']} × accumulation {config['grad_accum']}, learning rates {config['lr_encoder']} (encoder) / {config['lr_heads']} (heads), max length {config['max_length']} tokens, seed {config['seed']}{', frozen word embeddings' if config['freeze_embeddings'] else ''}
+- relation thresholds, tuned per label on dev: {_thresholds(metrics['dev'])}
 - full configuration: `training_config.json`; metrics per epoch: `metrics.json`
 
 ## Limits
@@ -47,3 +48,8 @@ predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."])
 - Dev scores select the checkpoint, so they are optimistic; use `veille evaluate` on the held-out test split for an unbiased figure.
 - Entities are flat (no nesting); spans never start with an elision (« d'OpenAI » → « OpenAI »).
 """
+
+
+def _thresholds(dev: dict[str, Any]) -> str:
+    tuned = dev.get("relation_thresholds", {})
+    return ", ".join(f"{label} {value:.2f}" for label, value in tuned.items()) or "none"
