@@ -23,8 +23,12 @@ class Pair:
     tail: tuple[int, int]
     head_label: int  # entity label index in the schema
     tail_label: int
-    allowed: tuple[bool, ...]  # per relation class, index 0 = no relation
-    target: int = IGNORE
+    allowed: tuple[bool, ...]  # per relation label of the schema
+    targets: frozenset[int] | None = None  # indices of the gold relation labels; None at inference
+
+    def key(self) -> tuple:
+        """What the relation head sees of the pair: two pairs with the same key are the same input."""
+        return (self.sentence, self.head, self.tail, self.head_label, self.tail_label)
 
 
 class Collator:
@@ -40,7 +44,8 @@ class Collator:
             raise ValueError(f"max_length {max_length} leaves no room for text")
         self.stride = min(stride, self.size // 2)
 
-    def __call__(self, sentences: list[Encoded], pairs: list[Pair] = ()) -> dict[str, torch.Tensor]:
+    def __call__(self, sentences: list[Encoded]) -> dict[str, torch.Tensor]:
+        """Encoder and token-head tensors of ``sentences``; candidate pairs come from :func:`pair_tensors`."""
         window_ids: list[list[int]] = []
         token_index: list[list[int]] = []
         for enc in sentences:
@@ -58,7 +63,6 @@ class Collator:
         }
         if all(enc.word_labels for enc in sentences if enc.words):
             batch["word_labels"] = _pad([enc.word_labels for enc in sentences], IGNORE)
-        batch.update(pair_tensors(pairs))
         return batch
 
 
@@ -72,14 +76,17 @@ def special_tokens(tokenizer) -> tuple[list[int], list[int]]:
     raise ValueError("cannot locate the text between the tokenizer's special tokens")
 
 
-def pair_tensors(pairs: list[Pair]) -> dict[str, torch.Tensor]:
-    return {
+def pair_tensors(pairs: list[Pair], relations: int) -> dict[str, torch.Tensor]:
+    """Pair tensors; ``pair_targets`` (multi-hot [P, relations]) only when every pair has gold targets."""
+    tensors = {
         "pair_sentence": torch.tensor([p.sentence for p in pairs], dtype=torch.long),
         "pair_spans": torch.tensor([[*p.head, *p.tail] for p in pairs], dtype=torch.long).view(-1, 4),
         "pair_labels": torch.tensor([[p.head_label, p.tail_label] for p in pairs], dtype=torch.long).view(-1, 2),
-        "pair_allowed": torch.tensor([p.allowed for p in pairs], dtype=torch.bool) if pairs else torch.zeros((0, 1), dtype=torch.bool),
-        "pair_targets": torch.tensor([p.target for p in pairs], dtype=torch.long),
+        "pair_allowed": torch.tensor([p.allowed for p in pairs], dtype=torch.bool).view(-1, relations),
     }
+    if all(p.targets is not None for p in pairs):
+        tensors["pair_targets"] = torch.tensor([[k in p.targets for k in range(relations)] for p in pairs], dtype=torch.float).view(-1, relations)
+    return tensors
 
 
 def _pad(rows: list[list[int]], value: int, length: int | None = None) -> torch.Tensor:

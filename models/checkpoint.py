@@ -27,6 +27,7 @@ from .joint import JointConfig, JointModel
 
 REQUIRED_FILES = ("config.json", "joint_config.json", "model.safetensors", "schema.json", "tokenizer_config.json", "training_config.json")
 MARKER = "joint_config.json"  # a directory holding this file holds a veille model
+RELATION_HEAD = "multi-label"  # the relation head's kind, in MARKER: older saves had a single-label softmax head
 
 
 class CheckpointError(ValueError):
@@ -57,7 +58,7 @@ def save_model(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     version = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-    info = {"model_name": out_dir.resolve().name, "model_version": version, "base_model": base_model, "joint": model.config.to_dict()}
+    info = {"model_name": out_dir.resolve().name, "model_version": version, "base_model": base_model, "relation_head": RELATION_HEAD, "joint": model.config.to_dict()}
     staging = Path(tempfile.mkdtemp(prefix=".save-", dir=out_dir))
     try:
         model.encoder.config.save_pretrained(staging)
@@ -97,6 +98,8 @@ def load_model(model_dir: str | Path) -> LoadedModel:
     if missing:
         raise CheckpointError(f"{model_dir}: incomplete model directory, missing {', '.join(missing)} (was training interrupted before the first save?)")
     info = _read_json(model_dir / MARKER)
+    if isinstance(info, dict) and info.get("relation_head") != RELATION_HEAD:
+        raise CheckpointError(f"{model_dir}: trained by an older veille whose relation head predicts one label per pair; train it again")
     try:
         schema = parse_schema(_read_json(model_dir / "schema.json"), source=str(model_dir / "schema.json"))
         joint = JointConfig(**info["joint"])

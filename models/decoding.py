@@ -1,10 +1,12 @@
 """From model outputs back to the gold format: BIO words → character spans, pair scores → relations.
 
 Predicted spans are cleaned the way the guidelines write them: no leading elision,
-article-like punctuation or quote (« d'OpenAI » → « OpenAI »), and an abbreviation keeps
-its period (« Alphabet Inc. »). Only lower-case elisions
-are stripped, because « L'Oréal » is a name. Candidate pairs are every ordered pair of
-entities whose types some relation of the schema allows; a symmetric relation found in
+article-like punctuation or quote (« d'OpenAI » → « OpenAI »), no bracket left without its
+pair (« (Meta) » → « Meta »), and an abbreviation keeps its period (« Alphabet Inc. »).
+Only lower-case elisions are stripped, because « L'Oréal » is a name; a span without a
+letter or digit is no entity. Candidate pairs are every ordered pair of entities whose
+types some relation of the schema allows; each allowed relation label whose score reaches
+its threshold is predicted (several may hold for one pair); a symmetric relation found in
 both directions is kept once, with its best score.
 """
 
@@ -19,7 +21,6 @@ from veille.annotation.schema import Schema
 from veille.annotation.sentences import NEVER_FINAL
 
 from .batch import Pair
-from .encoding import IGNORE
 
 _LEADING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:–—-]|(?:l|d|qu|jusqu|lorsqu|puisqu|presqu|s|n|c|j|m|t)['’])")
 _TRAILING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:!?–—-])$")
@@ -37,9 +38,16 @@ def clean_span(text: str, start: int, end: int) -> tuple[int, int] | None:
         if not match:
             break
         end = match.start()
-    if start < end and text[end : end + 1] == "." and _ends_with_abbreviation(text[start:end]):
+    if text[end - 1 : end] in _CLOSING and text.count(_CLOSING[text[end - 1]], start, end) < text.count(text[end - 1], start, end):
+        end -= 1  # « Meta) » once « ( » is stripped: a closing bracket without its opening one
+    if not any(character.isalnum() for character in text[start:end]):
+        return None
+    if text[end : end + 1] == "." and _ends_with_abbreviation(text[start:end]):
         end += 1  # the period belongs to « Inc. », « S.A. »: a tokenizer may glue it to the word
-    return (start, end) if start < end else None
+    return start, end
+
+
+_CLOSING = {")": "(", "]": "["}
 
 
 def _ends_with_abbreviation(span: str) -> bool:
@@ -79,17 +87,18 @@ def build_pairs(
 ) -> list[Pair]:
     """Candidate pairs of one sentence, with targets when ``gold`` relations are given.
 
-    For a symmetric relation, both orders of a gold pair are targets, so the model does not
-    have to guess which direction the annotator happened to write.
+    A pair keeps every gold label written for it. For a symmetric relation, both orders of
+    a gold pair are targets, so the model does not have to guess which direction the
+    annotator happened to write.
     """
     relation_labels = schema.relation_labels
     entity_index = {label: i for i, label in enumerate(schema.entity_labels)}
-    targets: dict[tuple[str, str], int] = {}
+    targets: dict[tuple[str, str], set[int]] = {}
     for relation in gold or []:
-        label_id = relation_labels.index(relation.label) + 1
-        targets[(relation.head, relation.tail)] = label_id
+        label_id = relation_labels.index(relation.label)
+        targets.setdefault((relation.head, relation.tail), set()).add(label_id)
         if schema.is_symmetric(relation.label):
-            targets.setdefault((relation.tail, relation.head), label_id)
+            targets.setdefault((relation.tail, relation.head), set()).add(label_id)
     return [
         Pair(
             sentence=sentence,
@@ -97,8 +106,8 @@ def build_pairs(
             tail=token_ranges[j],
             head_label=entity_index[entities[i].label],
             tail_label=entity_index[entities[j].label],
-            allowed=(True, *(label in allowed for label in relation_labels)),
-            target=targets.get((entities[i].id, entities[j].id), 0) if gold is not None else IGNORE,
+            allowed=tuple(label in allowed for label in relation_labels),
+            targets=frozenset(targets.get((entities[i].id, entities[j].id), ())) if gold is not None else None,
         )
         for i, j, allowed in _ordered_pairs(entities, schema)
     ]
@@ -118,17 +127,21 @@ def _ordered_pairs(entities: list[Entity], schema: Schema):
                 yield i, j, allowed
 
 
-def decode_relations(probs: torch.Tensor, pairs: list[tuple[Entity, Entity]], schema: Schema, threshold: float) -> list[Relation]:
-    """The best relation class of each pair when it beats "no relation" and ``threshold``."""
+def decode_relations(probs: torch.Tensor, pairs: list[tuple[Entity, Entity]], schema: Schema, thresholds: list[float]) -> list[Relation]:
+    """Every relation label the schema allows for a pair whose probability reaches that label's threshold.
+
+    ``probs`` holds one independent probability per relation label [pairs, labels];
+    ``thresholds`` one threshold per label, in the schema's order.
+    """
     found: dict[tuple[str, str, str], Relation] = {}
     for (head, tail), row in zip(pairs, probs.tolist()):
-        best = max(range(1, len(row)), key=row.__getitem__)
-        if row[best] < threshold or row[best] <= row[0]:
-            continue
-        label = schema.relation_labels[best - 1]
-        key = (*sorted((head.id, tail.id), key=_id_order), label) if schema.is_symmetric(label) else (head.id, tail.id, label)
-        if key not in found or found[key].score < row[best]:
-            found[key] = Relation(head.id, tail.id, label, row[best])
+        for label in schema.allowed_relations(head.label, tail.label):
+            index = schema.relation_labels.index(label)
+            if row[index] < thresholds[index]:
+                continue
+            key = (*sorted((head.id, tail.id), key=_id_order), label) if schema.is_symmetric(label) else (head.id, tail.id, label)
+            if key not in found or found[key].score < row[index]:
+                found[key] = Relation(head.id, tail.id, label, row[index])
     return list(found.values())
 
 

@@ -38,7 +38,7 @@ class Encoded:
     word_tokens: list[int]  # first token of each word
     word_labels: list[int] = field(default_factory=list)  # BIO label ids (training only)
     entity_tokens: list[tuple[int, int]] = field(default_factory=list)  # [first, last] token of each entity
-    unaligned: int = 0  # gold entities whose boundaries fall inside a token
+    unaligned: list[Entity] = field(default_factory=list)  # gold entities whose boundaries cut through a word
 
 
 def bio_labels(schema: Schema) -> list[str]:
@@ -82,18 +82,25 @@ def encode(tokenizer, text: str) -> Encoded:
 
 
 def encode_example(tokenizer, example: Example, schema: Schema) -> Encoded:
-    """Encode a gold example: BIO word labels and the token range of each gold entity."""
+    """Encode a gold example: BIO word labels and the token range of each gold entity.
+
+    A gold span that cuts through a word cannot be tagged on words: its words are left
+    out of the loss (spaCy's ``-``) instead of being taught as ``O``, and the entity is
+    listed in ``unaligned`` so the trainer can name it.
+    """
     enc = encode(tokenizer, example.text)
     label_id = {label: i for i, label in enumerate(bio_labels(schema))}
     enc.word_labels = [label_id["O"]] * len(enc.words)
     for entity in example.entities:
-        inside = [i for i, (s, e) in enumerate(enc.words) if s >= entity.start and e <= entity.end]
-        if not inside or enc.words[inside[0]][0] != entity.start or enc.words[inside[-1]][1] != entity.end:
-            enc.unaligned += 1
-        if inside:
-            enc.word_labels[inside[0]] = label_id[f"B-{entity.label}"]
-            for i in inside[1:]:
+        words = [i for i, (s, e) in enumerate(enc.words) if s < entity.end and e > entity.start]
+        if words and enc.words[words[0]][0] == entity.start and enc.words[words[-1]][1] == entity.end:
+            enc.word_labels[words[0]] = label_id[f"B-{entity.label}"]
+            for i in words[1:]:
                 enc.word_labels[i] = label_id[f"I-{entity.label}"]
+        else:
+            enc.unaligned.append(entity)
+            for i in words:
+                enc.word_labels[i] = IGNORE
         enc.entity_tokens.append(entity_token_range(enc, entity))
     return enc
 

@@ -4,19 +4,26 @@ Both heads read the same encoder states, so one forward pass per sentence serves
 entities and relations. A candidate pair is represented by the states of the first
 and last token of each argument, the mean state of the words between them (what
 usually says which relation holds: « a rejoint », « passé par ») and an embedding
-of each argument's entity type. Relation classes the schema forbids for the pair's
-types are masked out, and class 0 is "no relation".
+of each argument's entity type. The relation head is multi-label: one independent
+sigmoid score per relation class, because several relations can hold between the same
+two entities (« directeur général et cofondateur de Mistral AI » is EMPLOYEE_OF and
+FOUNDED); a pair with no relation has every target at 0. Classes the schema forbids
+for the pair's types are masked out of the scores and of the loss.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, PretrainedConfig
 
 from .encoding import IGNORE
+
+PairTensors = dict[str, torch.Tensor]
+PAIR_KEYS = ("pair_sentence", "pair_spans", "pair_labels", "pair_allowed", "pair_targets")
 
 
 @dataclass
@@ -25,12 +32,15 @@ class JointConfig:
 
     bio_labels: list[str]
     entity_labels: list[str]
-    relation_labels: list[str]  # without the no-relation class
+    relation_labels: list[str]
     max_length: int = 256
     stride: int = 64
     label_embedding_dim: int = 32
     dropout: float = 0.1
     relation_loss_weight: float = 1.0
+    # Per relation label, the probability from which a relation is predicted, tuned on dev
+    # by training; a label missing here uses the predictor's default.
+    relation_thresholds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -39,6 +49,7 @@ class JointConfig:
 class JointModel(nn.Module):
     def __init__(self, config: JointConfig, encoder: nn.Module) -> None:
         super().__init__()
+        check_max_length(config.max_length, encoder.config)
         self.config = config
         self.encoder = encoder
         hidden = encoder.config.hidden_size
@@ -50,7 +61,7 @@ class JointModel(nn.Module):
             nn.Linear(pair_dim, hidden),
             nn.GELU(),
             nn.Dropout(config.dropout),
-            nn.Linear(hidden, len(config.relation_labels) + 1),
+            nn.Linear(hidden, len(config.relation_labels)),
         )
 
     @classmethod
@@ -78,7 +89,7 @@ class JointModel(nn.Module):
         return self.token_head(self.dropout(words))
 
     def relation_logits(self, states: torch.Tensor, pair_sentence: torch.Tensor, pair_spans: torch.Tensor, pair_labels: torch.Tensor, pair_allowed: torch.Tensor) -> torch.Tensor:
-        """Logits [P, relations + 1] for candidate pairs; forbidden classes get a very low score."""
+        """One logit per relation class [P, relations] for candidate pairs; forbidden classes get a very low score."""
         s = pair_sentence
         head_first, head_last, tail_first, tail_last = pair_spans.unbind(-1)
         between = self._between(states, s, torch.minimum(head_last, tail_last) + 1, torch.maximum(head_first, tail_first))
@@ -94,27 +105,73 @@ class JointModel(nn.Module):
 
     @staticmethod
     def _between(states: torch.Tensor, sentence: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
-        """Mean state of tokens [start, end) in each pair's sentence; zeros when the arguments touch."""
-        cumulative = torch.cat([torch.zeros_like(states[:, :1]), states.cumsum(dim=1)], dim=1)
+        """Mean state of tokens [start, end) in each pair's sentence; zeros when the arguments touch.
+
+        The prefix sums are taken in float32: in half precision their rounding error, which
+        grows with the position, survives the difference (1–13 % in bfloat16).
+        """
+        cumulative = torch.cat([torch.zeros_like(states[:, :1]), states.cumsum(dim=1, dtype=torch.float32)], dim=1)
         end = torch.maximum(end, start)
         total = cumulative[sentence, end] - cumulative[sentence, start]
-        return total / (end - start).clamp(min=1).unsqueeze(-1).to(total.dtype)
+        return (total / (end - start).clamp(min=1).unsqueeze(-1)).to(states.dtype)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Training/evaluation pass with gold entity pairs; returns logits and, with targets, the loss."""
+    def forward(self, batch: dict[str, torch.Tensor], extra_pairs: Callable[[torch.Tensor], PairTensors] | None = None) -> dict[str, torch.Tensor]:
+        """Training/evaluation pass over the batch's candidate pairs; returns logits and, with targets, the loss.
+
+        ``extra_pairs`` maps the batch's word probabilities (computed here, without gradient)
+        to more candidate pairs for the relation loss: the pairs of the entities the token
+        head itself predicts (see :mod:`veille.models.predicted_pairs`).
+        """
         states = self.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"])
         out = {"token_logits": self.token_logits(states, batch["word_index"])}
+        if extra_pairs is not None:
+            with torch.no_grad():
+                added = extra_pairs(out["token_logits"].detach().float().softmax(-1).cpu())
+            batch = {**batch, **{k: torch.cat([batch[k], added[k].to(batch[k].device)]) for k in PAIR_KEYS}}
         has_pairs = batch["pair_sentence"].numel() > 0
         if has_pairs:
             out["relation_logits"] = self.relation_logits(states, batch["pair_sentence"], batch["pair_spans"], batch["pair_labels"], batch["pair_allowed"])
         if "word_labels" in batch:
             logits = out["token_logits"]
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["word_labels"].reshape(-1), ignore_index=IGNORE)
-            if has_pairs and (batch["pair_targets"] != IGNORE).any():
-                relation_loss = nn.functional.cross_entropy(out["relation_logits"].float(), batch["pair_targets"], ignore_index=IGNORE)
-                loss = loss + self.config.relation_loss_weight * relation_loss
+            if has_pairs and "pair_targets" in batch:
+                loss = loss + self.config.relation_loss_weight * relation_loss(out["relation_logits"], batch["pair_targets"], batch["pair_allowed"])
             out["loss"] = loss
         return out
+
+
+def relation_loss(logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of every allowed (pair, class), summed per pair and averaged over pairs.
+
+    Summing over classes keeps the scale of the former softmax loss (one term per pair);
+    forbidden classes are left out, so the schema's constraints cost nothing to learn.
+    """
+    losses = nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float(), reduction="none")
+    return (losses * allowed).sum() / max(logits.shape[0], 1)
+
+
+def position_limit(encoder_config: PretrainedConfig) -> int | None:
+    """The longest input (special tokens included) the encoder's position embeddings cover; None if unbounded.
+
+    RoBERTa-style encoders (CamemBERT, XLM-R) number positions from ``pad_token_id + 1``,
+    so 514 embeddings hold 512 tokens.
+    """
+    positions = getattr(encoder_config, "max_position_embeddings", None)
+    if positions is None:
+        return None
+    if encoder_config.model_type in _ROBERTA_POSITIONS:
+        return positions - (encoder_config.pad_token_id or 0) - 1
+    return positions
+
+
+def check_max_length(max_length: int, encoder_config: PretrainedConfig) -> None:
+    """Refuse a window the encoder cannot embed, when the model is built rather than at serving time."""
+    limit = position_limit(encoder_config)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"max_length {max_length} exceeds the encoder's position limit of {limit} tokens "
+            f"({encoder_config.model_type}, max_position_embeddings={encoder_config.max_position_embeddings}); use --max-length {limit} or less"
+        )
 
 
 def _pooler_kwargs(encoder_config: PretrainedConfig) -> dict:
@@ -123,3 +180,4 @@ def _pooler_kwargs(encoder_config: PretrainedConfig) -> dict:
 
 
 _WITH_POOLER = {"bert", "roberta", "camembert", "xlm-roberta"}
+_ROBERTA_POSITIONS = {"roberta", "camembert", "xlm-roberta"}

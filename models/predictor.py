@@ -2,7 +2,9 @@
 
 Each sentence goes through the encoder once (in windows when it is longer than the
 model's maximum length); the token head gives entities, then the relation head scores
-the candidate pairs of those entities from the same encoder states.
+the candidate pairs of those entities from the same encoder states. A relation is kept
+when its probability reaches its label's threshold: the one tuned on dev by training
+(saved in ``joint_config.json``), or one value for every label when the caller gives it.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from veille.annotation.schema import Schema
 
 from .batch import Collator, pair_tensors
 from .checkpoint import LoadedModel, load_model
-from .devices import resolve_device
+from .devices import DTYPES, inference_dtype, resolve_device
 from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
 from .encoding import Encoded, encode, entity_token_range
 
 PAIR_BUCKET = 256
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_RELATION_THRESHOLD = 0.5  # for a relation label the model has no tuned threshold for
 
 
 class Predictor:
@@ -44,17 +46,33 @@ class Predictor:
 
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "auto", dtype: str | None = None) -> Predictor:
-        """Load a model directory (see :mod:`veille.models.checkpoint`) for inference."""
-        if dtype is not None and dtype not in _DTYPES:
-            raise ValueError(f"unknown dtype {dtype!r} (choose from {', '.join(_DTYPES)})")
+        """Load a model directory (see :mod:`veille.models.checkpoint`) for inference.
+
+        ``dtype`` None follows the one precision policy of :mod:`veille.models.devices`.
+        """
         target = resolve_device(device)
+        precision = inference_dtype(target, dtype)
         loaded = load_model(model_dir)
-        loaded.model.to(device=target, dtype=_DTYPES[dtype] if dtype else None)
+        loaded.model.to(device=target, dtype=DTYPES[precision])
         return cls(loaded, target)
 
+    @property
+    def dtype(self) -> str:
+        """The precision the model runs at (``float32``, ``bfloat16``…)."""
+        return str(next(self.model.parameters()).dtype).removeprefix("torch.")
+
+    @property
+    def relation_thresholds(self) -> dict[str, float]:
+        """The threshold of each relation label: tuned by training, else :data:`DEFAULT_RELATION_THRESHOLD`."""
+        tuned = self.model.config.relation_thresholds
+        return {label: tuned.get(label, DEFAULT_RELATION_THRESHOLD) for label in self.schema.relation_labels}
+
     @torch.inference_mode()
-    def predict(self, sentences: list[str], batch_size: int = 32, relation_threshold: float = 0.5, min_entity_score: float = 0.0) -> list[Example]:
-        """One Example per sentence, offsets into that sentence, Entity.score / Relation.score set."""
+    def predict(self, sentences: list[str], batch_size: int = 32, relation_threshold: float | None = None, min_entity_score: float = 0.0) -> list[Example]:
+        """One Example per sentence, offsets into that sentence, Entity.score / Relation.score set.
+
+        ``relation_threshold`` None uses each label's threshold; a value overrides them all.
+        """
         results: list[Example | None] = [None] * len(sentences)
         for indices, encoded, states, batch in self._batches(sentences, batch_size):
             word_probs = self.model.token_logits(states, batch["word_index"]).float().softmax(-1).cpu()
@@ -68,7 +86,7 @@ class Predictor:
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()
-    def predict_relations(self, examples: list[Example], batch_size: int = 32, relation_threshold: float = 0.5) -> list[Example]:
+    def predict_relations(self, examples: list[Example], batch_size: int = 32, relation_threshold: float | None = None) -> list[Example]:
         """Relations between the given (gold) entities: the relation head scored on its own."""
         results: list[Example | None] = [None] * len(examples)
         texts = [e.text for e in examples]
@@ -89,7 +107,8 @@ class Predictor:
             states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"])
             yield indices, [encoded[i] for i in indices], states, batch
 
-    def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float) -> None:
+    def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float | None) -> None:
+        thresholds = [threshold if threshold is not None else self.relation_thresholds[label] for label in self.schema.relation_labels]
         pairs, arguments = [], []
         for row, (example, enc) in enumerate(zip(examples, encoded)):
             ranges = [entity_token_range(enc, entity) for entity in example.entities]
@@ -100,10 +119,10 @@ class Predictor:
         # Pad the pair count to a bucket size: tensors of a few recurring shapes let the
         # allocator reuse its blocks, so memory stays flat over long prediction runs.
         padded = pairs + [pairs[-1]] * (-len(pairs) % PAIR_BUCKET)
-        tensors = {k: v.to(self.device) for k, v in pair_tensors(padded).items()}
+        tensors = {k: v.to(self.device) for k, v in pair_tensors(padded, len(self.schema.relation_labels)).items()}
         logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
-        probs = logits[: len(pairs)].float().softmax(-1).cpu()
+        probs = logits[: len(pairs)].float().sigmoid().cpu()
         offset = 0
         for example, pair_args in zip(examples, arguments):
-            example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, threshold)
+            example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, thresholds)
             offset += len(pair_args)

@@ -131,7 +131,12 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
             "model": model,
             "device": str(predictor.device),
             "schema": predictor.schema.to_dict(),
-            "defaults": {"relation_threshold": options.relation_threshold, "min_entity_score": options.min_entity_score, "batch_size": options.batch_size},
+            "defaults": {
+                "relation_threshold": options.relation_threshold,
+                "relation_thresholds": predictor.relation_thresholds,
+                "min_entity_score": options.min_entity_score,
+                "batch_size": options.batch_size,
+            },
             "limits": asdict(limits),
             "batching": asdict(batcher.stats),
         }
@@ -170,7 +175,7 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
     return app
 
 
-def _or(value: float | None, default: float) -> float:
+def _or(value: float | None, default: float | None) -> float | None:
     return default if value is None else value
 
 

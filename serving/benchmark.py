@@ -116,7 +116,7 @@ def throughput(
         torch.set_num_threads(threads)
     texts = corpus_sentences(sentences)
     articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
-    predictor = Predictor.load(model, device=device, dtype=None if dtype == "float32" else dtype)
+    predictor = Predictor.load(model, device=device, dtype=dtype)
     counts = {"entities": 0, "relations": 0, "hf_entities": 0}
 
     def veille_run(items: list[Article]) -> None:
@@ -217,7 +217,7 @@ def gpu(
     sentences: Annotated[int, typer.Option(help="Sentences per measurement.")] = 4096,
     batch_sizes: Annotated[list[int], typer.Option("--batch-size", help="Batch sizes to sweep (repeat the option).")] = [8, 16, 32, 64, 128, 256, 512],  # noqa: B006
     device: Annotated[str, typer.Option()] = "cuda",
-    dtype: Annotated[Optional[str], typer.Option(help="Default: bfloat16 on GPU.")] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Default: the inference policy (bfloat16 on GPUs that support it).")] = None,
     json_out: JsonOption = None,
 ) -> None:
     """Throughput of a camembert-base-sized joint model (random weights) over batch sizes."""
@@ -228,7 +228,7 @@ def gpu(
     texts = corpus_sentences(sentences)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_base_sized_model(Path(tmp) / "base-sized")
-        predictor = Predictor.load(model_dir, device=device, dtype=dtype or ("bfloat16" if device.startswith("cuda") else None))
+        predictor = Predictor.load(model_dir, device=device, dtype=dtype)
         tokens = sum(len(ids) for ids in predictor.tokenizer(texts, add_special_tokens=True)["input_ids"])
         articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
         sweep = []

@@ -25,7 +25,6 @@ from .pipeline import (
     ArticlePrediction,
     DEFAULT_CHUNK_SENTENCES,
     DEFAULT_MIN_ENTITY_SCORE,
-    DEFAULT_RELATION_THRESHOLD,
     PredictOptions,
     predict_articles,
 )
@@ -41,7 +40,11 @@ DtypeOption = Annotated[
 ]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")]
 RelationOption = Annotated[
-    float, typer.Option("--relation-threshold", min=0.0, max=1.0, help="Keep a relation when its probability is at least this.")
+    Optional[float],
+    typer.Option(
+        "--relation-threshold", min=0.0, max=1.0,
+        help="Keep a relation when its probability is at least this, for every label (default: each label's threshold, tuned on dev by training).",
+    ),
 ]
 EntityOption = Annotated[float, typer.Option("--min-entity-score", min=0.0, max=1.0, help="Drop entities scored below this (and their relations).")]
 
@@ -53,11 +56,10 @@ def register(app: typer.Typer) -> None:
 
 def load_predictor(model: Path, device: str, dtype: str | None):
     """Load the model, turning a bad directory into a clean CLI error (exit 2)."""
-    from veille.models.devices import half_precision, resolve_device
     from veille.models.predictor import Predictor
 
     try:
-        return Predictor.load(model, device=device, dtype=dtype or half_precision(resolve_device(device)))
+        return Predictor.load(model, device=device, dtype=dtype)
     except (OSError, ValueError) as exc:
         err.print(f"[red]error:[/red] cannot load model {model}: {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -73,7 +75,7 @@ def predict(
     batch_size: BatchOption = DEFAULT_BATCH_SIZE,
     device: DeviceOption = "auto",
     dtype: DtypeOption = None,
-    relation_threshold: RelationOption = DEFAULT_RELATION_THRESHOLD,
+    relation_threshold: RelationOption = None,
     min_entity_score: EntityOption = DEFAULT_MIN_ENTITY_SCORE,
     chunk_sentences: Annotated[
         int, typer.Option("--chunk-sentences", min=1, help="Sentences held in memory at once, pooled across articles and sorted by length.")
@@ -165,7 +167,7 @@ def serve(
     batch_size: BatchOption = DEFAULT_BATCH_SIZE,
     device: DeviceOption = "auto",
     dtype: DtypeOption = None,
-    relation_threshold: RelationOption = DEFAULT_RELATION_THRESHOLD,
+    relation_threshold: RelationOption = None,
     min_entity_score: EntityOption = DEFAULT_MIN_ENTITY_SCORE,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", min=1, help="Larger bodies get 413.")] = DEFAULT_LIMITS.max_request_bytes,
     max_texts: Annotated[int, typer.Option("--max-texts", min=1, help="Texts per /v1/extract request; more get 422.")] = DEFAULT_LIMITS.max_texts,

@@ -23,7 +23,6 @@ from veille.annotation.validate import Problem
 
 # Defaults shared by the CLI, the HTTP API and the README.
 DEFAULT_BATCH_SIZE = 32
-DEFAULT_RELATION_THRESHOLD = 0.5
 DEFAULT_MIN_ENTITY_SCORE = 0.0
 DEFAULT_CHUNK_SENTENCES = 1024
 
@@ -35,16 +34,17 @@ class SentencePredictor(Protocol):
     model_version: str
     schema: Schema
     device: Any
+    relation_thresholds: dict[str, float]  # each relation label's default threshold
 
     def predict(
-        self, sentences: list[str], batch_size: int = ..., relation_threshold: float = ..., min_entity_score: float = ...
+        self, sentences: list[str], batch_size: int = ..., relation_threshold: float | None = ..., min_entity_score: float = ...
     ) -> list[Example]: ...
 
 
 @dataclass(frozen=True)
 class PredictOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
-    relation_threshold: float = DEFAULT_RELATION_THRESHOLD
+    relation_threshold: float | None = None  # None: each relation label's threshold, as the model was tuned
     min_entity_score: float = DEFAULT_MIN_ENTITY_SCORE
     chunk_sentences: int = DEFAULT_CHUNK_SENTENCES
 

@@ -112,15 +112,25 @@ def tiny_base_model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_camembert():
+    """``tiny_camembert(out_dir, texts, **sizes)`` builds a tiny random CamemBERT for a test's own sentences."""
+    return build_tiny_camembert
+
+
+@pytest.fixture(scope="session")
 def tiny_trained_model(tmp_path_factory, tiny_base_model) -> Path:
-    """A model directory trained for a few steps on the mini gold corpus, by the real training code."""
+    """A model directory trained on the mini gold corpus by the real training code, until it finds entities and relations.
+
+    Eight epochs at a high learning rate: enough for real entities (so candidate pairs
+    exist and relations are predicted), few enough to stay a fast session fixture.
+    """
     from veille.training.config import TrainConfig
     from veille.training.trainer import train
 
     output = tmp_path_factory.mktemp("tiny-trained") / "model"
     config = TrainConfig(
         base_model=str(tiny_base_model), train_files=[str(MINI_GOLD)], dev_files=[str(MINI_GOLD)], output=str(output),
-        epochs=2, batch_size=8, lr_encoder=1e-3, lr_heads=1e-2, max_length=64, stride=16, device="cpu", patience=5,
+        epochs=8, batch_size=8, lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0, max_length=64, stride=16, device="cpu", patience=8,
     )
     train(config, progress=False)
     return output

@@ -7,11 +7,11 @@ import torch
 from transformers import AutoTokenizer
 
 from veille.annotation.corpus import read_corpus
-from veille.annotation.document import Entity, Relation
+from veille.annotation.document import Entity, Example, Relation
 from veille.annotation.schema import load_schema
 from veille.models.batch import Collator
 from veille.models.decoding import build_pairs, clean_span, decode_entities, decode_relations, pair_entities
-from veille.models.encoding import Window, bio_labels, encode, encode_example, split_words, windows
+from veille.models.encoding import IGNORE, Window, bio_labels, encode, encode_example, split_words, windows
 
 SCHEMA = load_schema()
 LABELS = bio_labels(SCHEMA)
@@ -31,11 +31,23 @@ def test_every_gold_span_of_the_mini_corpus_maps_to_words_and_back(tokenizer, mi
     """BIO labels on the first token of each word, decoded again, give exactly the gold spans."""
     for example in read_corpus(mini_gold, SCHEMA):
         enc = encode_example(tokenizer, example, SCHEMA)
-        assert enc.unaligned == 0
+        assert enc.unaligned == []
         assert all(enc.offsets[t][0] >= s for t, (s, _) in zip(enc.word_tokens, enc.words))
         one_hot = torch.nn.functional.one_hot(torch.tensor(enc.word_labels), len(LABELS)).float()
         decoded = decode_entities(one_hot, enc.words, example.text, LABELS)
         assert [e.span() for e in decoded] == [e.span() for e in example.entities], example.id
+
+
+def test_a_gold_span_cutting_through_a_word_is_left_out_of_the_loss_and_named(tokenizer):
+    """spaCy's ``-``: the words of a span that cannot be tagged on words are ignored, never taught as « O »."""
+    text = "Wang rejoint ScaleAI et Meta."
+    example = Example("cut-s000", text, [Entity("T1", 0, 4, "PER"), Entity("T2", 13, 18, "ORG"), Entity("T3", 24, 28, "ORG")])
+    enc = encode_example(tokenizer, example, SCHEMA)
+    words = [text[s:e] for s, e in enc.words]
+    assert enc.unaligned == [example.entities[1]]  # « Scale » inside the word « ScaleAI »
+    assert enc.word_labels[words.index("ScaleAI")] == IGNORE
+    assert LABELS[enc.word_labels[words.index("Wang")]] == "B-PER" and LABELS[enc.word_labels[words.index("Meta")]] == "B-ORG"
+    assert LABELS[enc.word_labels[words.index("rejoint")]] == "O"
 
 
 def test_windows_overlap_and_cover_every_token():
@@ -57,7 +69,11 @@ def test_a_long_sentence_is_split_into_windows_and_gathered_back_whole(tokenizer
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("d'OpenAI", "OpenAI"), ("l’Elysée", "Elysée"), ("« Meta »", "Meta"), ("L'Oréal", "L'Oréal"), ("49 %", "49 %"), ("Inc.", "Inc."), (", ", None)],
+    [
+        ("d'OpenAI", "OpenAI"), ("l’Elysée", "Elysée"), ("« Meta »", "Meta"), ("L'Oréal", "L'Oréal"), ("49 %", "49 %"), ("Inc.", "Inc."), (", ", None),
+        (".", None), ("« . »", None), ("%", None),  # no letter or digit: no entity
+        ("(Meta)", "Meta"), ("[Meta]", "Meta"), ("Microsoft (France)", "Microsoft (France)"),  # a bracket goes only with its pair
+    ],
 )
 def test_clean_span_strips_leading_elisions_and_punctuation(text, expected):
     cleaned = clean_span(text, 0, len(text))
@@ -98,20 +114,46 @@ def test_pairs_follow_the_schema_and_symmetric_gold_counts_both_ways():
     pairs = build_pairs(entities, [(0, 0), (1, 1), (2, 2)], SCHEMA, 0, gold)
     args = pair_entities(entities, SCHEMA)
     assert [(h.id, t.id) for h, t in args] == [("T1", "T2"), ("T2", "T1"), ("T3", "T1"), ("T3", "T2")]  # no ORG → PER relation exists
-    competes = SCHEMA.relation_labels.index("COMPETES_WITH") + 1
-    assert [p.target for p in pairs] == [competes, competes, 0, 0]
-    has_role = SCHEMA.relation_labels.index("HAS_ROLE") + 1
-    assert not pairs[2].allowed[has_role] and pairs[2].allowed[SCHEMA.relation_labels.index("EMPLOYEE_OF") + 1]
+    competes = SCHEMA.relation_labels.index("COMPETES_WITH")
+    assert [p.targets for p in pairs] == [{competes}, {competes}, set(), set()]
+    has_role = SCHEMA.relation_labels.index("HAS_ROLE")
+    assert not pairs[2].allowed[has_role] and pairs[2].allowed[SCHEMA.relation_labels.index("EMPLOYEE_OF")]
+
+
+def thresholds(value: float, **per_label: float) -> list[float]:
+    return [per_label.get(label, value) for label in SCHEMA.relation_labels]
 
 
 def test_symmetric_relation_predicted_both_ways_is_kept_once_with_its_best_score():
     entities = [Entity("T1", 0, 4, "ORG"), Entity("T2", 5, 11, "ORG")]
     args = pair_entities(entities, SCHEMA)
-    probs = torch.zeros(len(args), len(SCHEMA.relation_labels) + 1)
-    competes = SCHEMA.relation_labels.index("COMPETES_WITH") + 1
-    probs[0, competes], probs[0, 0] = 0.7, 0.3
-    probs[1, competes], probs[1, 0] = 0.9, 0.1
-    relations = decode_relations(probs, args, SCHEMA, threshold=0.5)
+    probs = torch.zeros(len(args), len(SCHEMA.relation_labels))
+    competes = SCHEMA.relation_labels.index("COMPETES_WITH")
+    probs[0, competes] = 0.7
+    probs[1, competes] = 0.9
+    relations = decode_relations(probs, args, SCHEMA, thresholds(0.5))
     assert [(r.head, r.tail, r.label) for r in relations] == [("T2", "T1", "COMPETES_WITH")]
     assert relations[0].score == pytest.approx(0.9)
-    assert decode_relations(probs, args, SCHEMA, threshold=0.95) == []
+    assert decode_relations(probs, args, SCHEMA, thresholds(0.95)) == []
+
+
+def test_a_pair_gets_every_label_above_its_own_threshold_and_never_a_forbidden_one():
+    entities = [Entity("T1", 0, 4, "PER"), Entity("T2", 5, 11, "ORG")]
+    args = pair_entities(entities, SCHEMA)
+    probs = torch.zeros(len(args), len(SCHEMA.relation_labels))
+    founded, employee, former = (SCHEMA.relation_labels.index(label) for label in ("FOUNDED", "EMPLOYEE_OF", "FORMER_EMPLOYEE_OF"))
+    probs[0, founded], probs[0, employee], probs[0, former] = 0.6, 0.8, 0.35
+    found = decode_relations(probs, args, SCHEMA, thresholds(0.5))
+    assert sorted(r.label for r in found) == ["EMPLOYEE_OF", "FOUNDED"]
+    found = decode_relations(probs, args, SCHEMA, thresholds(0.5, FOUNDED=0.7, FORMER_EMPLOYEE_OF=0.3))
+    assert sorted(r.label for r in found) == ["EMPLOYEE_OF", "FORMER_EMPLOYEE_OF"]
+    everything = decode_relations(probs, args, SCHEMA, thresholds(0.0))  # PER → ORG only: no ACQUIRES, no LOCATED_IN
+    assert {r.label for r in everything} == set(SCHEMA.allowed_relations("PER", "ORG"))
+
+
+def test_gold_pairs_keep_every_label_written_for_them():
+    entities = [Entity("T1", 0, 13, "PER"), Entity("T2", 41, 51, "ORG")]
+    gold = [Relation("T1", "T2", "FOUNDED"), Relation("T1", "T2", "EMPLOYEE_OF")]
+    pairs = build_pairs(entities, [(0, 1), (5, 6)], SCHEMA, 0, gold)
+    labels = SCHEMA.relation_labels
+    assert [{labels[k] for k in p.targets} for p in pairs] == [{"FOUNDED", "EMPLOYEE_OF"}]

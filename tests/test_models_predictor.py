@@ -64,6 +64,7 @@ def test_model_directory_holds_everything_and_names_its_version(tiny_trained_mod
     assert predictor.schema.same_labels(load_schema())
     card = (tiny_trained_model / "README.md").read_text(encoding="utf-8")
     assert "## Scores on dev" in card and "CPU" in card and "| PER |" in card
+    assert "relation thresholds, tuned per label on dev: EMPLOYEE_OF 0." in card
 
 
 @pytest.mark.parametrize("missing", ["model.safetensors", "schema.json", "joint_config.json"])
@@ -111,3 +112,49 @@ def test_an_unusable_device_is_refused_before_loading(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU is usable here"):
             Predictor.load(tmp_path / "no-model-needed", device="cuda")
+
+
+def test_training_saves_a_tuned_threshold_per_relation_label(tiny_trained_model, predictor):
+    from veille.training.thresholds import GRID
+
+    saved = json.loads((tiny_trained_model / "joint_config.json").read_text())["joint"]["relation_thresholds"]
+    assert set(saved) == set(predictor.schema.relation_labels) and all(value in GRID for value in saved.values())
+    assert predictor.relation_thresholds == saved
+
+
+def test_each_label_uses_its_threshold_unless_one_value_overrides_them_all(tmp_path, tiny_trained_model, predictor):
+    text = ["Alexandr Wang, PDG de Scale AI, rejoint Meta.", "Meta rachète Scale AI et concurrence OpenAI à Menlo Park."]
+    everything = predictor.predict(text, relation_threshold=0.0)
+    found = sorted({r.label for e in everything for r in e.relations})
+    assert found, "with a threshold of 0 the tiny model finds relations"
+    blocked = set(found[::2])
+    model = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, model)
+    marker = json.loads((model / "joint_config.json").read_text())
+    marker["joint"]["relation_thresholds"] = {label: 1.01 if label in blocked else 0.0 for label in marker["joint"]["relation_labels"]}
+    (model / "joint_config.json").write_text(json.dumps(marker))
+    reloaded = Predictor.load(model, device="cpu")
+    assert [e.relations for e in reloaded.predict(text)] == [[r for r in e.relations if r.label not in blocked] for e in everything]
+    assert [e.relations for e in reloaded.predict(text, relation_threshold=0.0)] == [e.relations for e in everything]
+
+
+def test_a_model_with_the_former_single_label_relation_head_is_refused_with_the_reason(tmp_path, tiny_trained_model):
+    old = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, old)
+    marker = json.loads((old / "joint_config.json").read_text())
+    del marker["relation_head"]
+    (old / "joint_config.json").write_text(json.dumps(marker))
+    with pytest.raises(CheckpointError, match="relation head predicts one label per pair; train it again"):
+        load_model(old)
+
+
+def test_inference_precision_follows_the_one_policy_of_devices(monkeypatch, tiny_trained_model):
+    """evaluate, predict and serve all load through Predictor.load: its default is the policy's choice."""
+    import veille.models.devices as devices
+
+    assert Predictor.load(tiny_trained_model, device="cpu").dtype == "float32"
+    monkeypatch.setattr(devices, "half_precision", lambda device: "bfloat16")
+    assert Predictor.load(tiny_trained_model, device="cpu").dtype == "bfloat16"
+    assert Predictor.load(tiny_trained_model, device="cpu", dtype="float32").dtype == "float32"
+    with pytest.raises(ValueError, match="unknown dtype 'float8'"):
+        Predictor.load(tiny_trained_model, device="cpu", dtype="float8")

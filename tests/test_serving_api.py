@@ -83,7 +83,8 @@ def test_health_info_and_openapi(server, predictor) -> None:
     assert httpx.get(f"{server}/v1/health").json()["status"] == "ok"
     info = httpx.get(f"{server}/v1/info").json()
     assert parse_schema(info["schema"]).same_labels(predictor.schema)
-    assert info["limits"]["max_texts"] == 4 and info["defaults"]["relation_threshold"] == 0.5
+    assert info["limits"]["max_texts"] == 4 and info["defaults"]["relation_threshold"] is None  # each label's own threshold
+    assert info["defaults"]["relation_thresholds"] == predictor.relation_thresholds
     paths = httpx.get(f"{server}/openapi.json").json()["paths"]
     assert {"/v1/extract", "/v1/health", "/v1/info", "/health", "/setup", "/predict", "/webhook"} <= set(paths)
 

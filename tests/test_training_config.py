@@ -12,6 +12,7 @@ def test_presets_load_and_default_to_the_compiled_corpus(preset):
     config = load_config(preset)
     assert config.train_files == [corpus_file("train")] and config.dev_files == [corpus_file("dev")]
     assert config.epochs > 0 and config.batch_size > 0
+    assert config.predicted_pairs_after == 1  # one warm-up epoch on gold pairs only
 
 
 def test_overrides_win_and_none_is_ignored(tmp_path):
@@ -27,6 +28,9 @@ def test_bad_config_files_name_the_key(tmp_path):
         load_config(str(path))
     path.write_text('num_threads = "four"\n')  # an optional key is type-checked too
     with pytest.raises(ConfigError, match="mine.toml: num_threads: expected int"):
+        load_config(str(path))
+    path.write_text("predicted_pairs_after = -1\n")
+    with pytest.raises(ConfigError, match="mine.toml: predicted_pairs_after: must be at least 0"):
         load_config(str(path))
     path.write_text("epoch = 3\n")
     with pytest.raises(ConfigError, match="unknown key.*epoch"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -104,6 +105,22 @@ def test_bad_training_inputs_are_refused_clearly(tmp_path, tiny_base_model, mini
     assert not (tmp_path / "m1").exists() and not (tmp_path / "m3").exists()
 
 
+def test_a_window_the_encoder_cannot_embed_is_refused_before_training(tmp_path, tiny_base_model, mini_gold):
+    with pytest.raises(TrainingError, match="max_length 500 exceeds the encoder's position limit of 128 tokens"):
+        train(tiny_config(tiny_base_model, mini_gold, tmp_path / "m", max_length=500), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
+def test_seed_or_test_sentences_never_select_a_model_or_tune_thresholds(tmp_path, tiny_base_model, mini_gold):
+    for split in ("seed", "test", "test-articles"):
+        dev = tmp_path / f"{split}.jsonl"
+        lines = [json.loads(line) for line in mini_gold.read_text(encoding="utf-8").splitlines()[:3]]
+        lines[2]["meta"] = {"split": split}
+        dev.write_text("\n".join(json.dumps(line, ensure_ascii=False) for line in lines) + "\n", encoding="utf-8")
+        with pytest.raises(TrainingError, match=f"dev data holds 'mini-000-s002' of the held-out split '{split}'"):
+            train(tiny_config(tiny_base_model, mini_gold, tmp_path / "m", dev_files=[str(dev)]), progress=False)
+
+
 def test_cli_train_reports_errors_without_traceback(tmp_path, mini_gold):
     from veille.cli import app
 
@@ -113,19 +130,60 @@ def test_cli_train_reports_errors_without_traceback(tmp_path, mini_gold):
     assert result.exit_code == 2 and "no such config file or preset" in result.output
 
 
-def test_cli_evaluate_writes_metrics_report_and_chart(tmp_path, tiny_trained_model, mini_gold):
+def test_cli_evaluate_writes_metrics_errors_report_and_charts(tmp_path, tiny_trained_model, mini_gold):
     from veille.cli import app
 
     out = tmp_path / "eval"
     result = runner.invoke(app, ["evaluate", "--model", str(tiny_trained_model), "--data", str(mini_gold), "-o", str(out), "--device", "cpu"])
     assert result.exit_code == 0, result.output
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["sentences"] == 26
-    assert set(metrics) >= {"entities", "relations", "relations_gold_entities"}
+    assert metrics["sentences"] == 26 and metrics["dtype"] == "float32"
+    assert set(metrics) >= {"entities", "relations", "relations_gold_entities", "relation_thresholds"}
+    assert metrics["relation_thresholds"] == json.loads((tiny_trained_model / "joint_config.json").read_text())["joint"]["relation_thresholds"]
     assert metrics["entities"]["micro"]["support"] == sum(len(e.entities) for e in read_corpus(mini_gold))
-    assert "### Entities" in (out / "report.md").read_text() and (out / "per_label_f1.png").stat().st_size > 1000
+    errors = json.loads((out / "errors.json").read_text())
+    missed = sum(cause["total"] for cause in errors["relations"]["false_negatives"].values())
+    assert missed == metrics["relations"]["micro"]["fn"]  # every missed relation has its cause
+    report = (out / "report.md").read_text()
+    assert "### Entities" in report and "### Errors" in report and "#### Relations in gold, not predicted" in report
+    for chart in ("per_label_f1.png", "confusion.png"):
+        assert (out / chart).stat().st_size > 1000
     assert len(read_corpus(out / "predictions.jsonl")) == 26
     assert "micro F1" in result.output
+
+
+def test_cli_evaluate_scores_several_splits_each_on_its_own(tmp_path, tiny_trained_model, mini_gold):
+    from veille.cli import app
+
+    lines = mini_gold.read_text(encoding="utf-8").splitlines()
+    test, seed = tmp_path / "test.jsonl", tmp_path / "seed.jsonl"
+    test.write_text("\n".join(lines[:10]) + "\n", encoding="utf-8")
+    seed.write_text("\n".join(lines[10:]) + "\n", encoding="utf-8")
+    model = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, model)
+    result = runner.invoke(app, ["evaluate", "-m", str(model), "-d", str(test), "-d", str(seed), "--device", "cpu", "--relation-threshold", "0.3"])
+    assert result.exit_code == 0, result.output
+    out = model / "eval-test+seed"
+    summary = json.loads((out / "metrics.json").read_text())
+    assert {name: m["sentences"] for name, m in summary["splits"].items()} == {str(test): 10, str(seed): 16}
+    for name, sentences in (("test", 10), ("seed", 16)):
+        metrics = json.loads((out / name / "metrics.json").read_text())
+        assert metrics["sentences"] == sentences and set(metrics["relation_thresholds"].values()) == {0.3}
+        assert (out / name / "errors.json").is_file() and (out / name / "confusion.png").is_file()
+    report = (out / "report.md").read_text()
+    assert f"## `{test}` (10 sentences)" in report and f"## `{seed}` (16 sentences)" in report and "(test/confusion.png)" in report
+    twice = runner.invoke(app, ["evaluate", "-m", str(model), "-d", str(test), "-d", str(tmp_path / "x" / "test.jsonl")])
+    assert twice.exit_code == 2 and "several --data files are named test" in twice.output
+
+
+def test_cli_evaluate_runs_at_the_precision_predict_and_serve_use(monkeypatch, tmp_path, tiny_trained_model, mini_gold):
+    import veille.models.devices as devices
+    from veille.cli import app
+
+    monkeypatch.setattr(devices, "half_precision", lambda device: "bfloat16")  # as on a GPU with bfloat16
+    result = runner.invoke(app, ["evaluate", "-m", str(tiny_trained_model), "-d", str(mini_gold), "-o", str(tmp_path / "e"), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "e" / "metrics.json").read_text())["dtype"] == "bfloat16"
 
 
 def test_cli_evaluate_refuses_schema_mismatch_and_unknown_labels(tmp_path, tiny_trained_model, mini_gold):

@@ -38,6 +38,7 @@ predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."])
 
 - {len(history)} epoch(s), {metrics['train_time_s']:.0f} s of training ({per_epoch:.1f} s per epoch, {metrics['sentences_per_s']:.1f} sentences/s) on {metrics['hardware']}
 - batch size {config['batch_size']} × accumulation {config['grad_accum']}, learning rates {config['lr_encoder']} (encoder) / {config['lr_heads']} (heads), max length {config['max_length']} tokens, seed {config['seed']}{', frozen word embeddings' if config['freeze_embeddings'] else ''}
+- relation thresholds, tuned per label on dev: {_thresholds(metrics['dev'])}
 - full configuration: `training_config.json`; metrics per epoch: `metrics.json`
 
 ## Limits
@@ -52,3 +53,8 @@ predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."])
 def _files(records: list[dict[str, str]]) -> str:
     """Data files as the card names them: portable path and a short checksum."""
     return ", ".join(f"`{r['file']}` (sha256 {r['sha256'][:12]})" for r in records)
+
+
+def _thresholds(dev: dict[str, Any]) -> str:
+    tuned = dev.get("relation_thresholds", {})
+    return ", ".join(f"{label} {value:.2f}" for label, value in tuned.items()) or "none"

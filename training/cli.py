@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.console import Console
+
+from veille.annotation.atomic import atomic_write_text
+
+if TYPE_CHECKING:
+    from veille.annotation.document import Example
+    from veille.annotation.schema import Schema
+
+    from .evaluate import Evaluation
 
 console = Console()
 err = Console(stderr=True)
@@ -75,42 +83,81 @@ def train_command(
 
 def evaluate_command(
     model: Annotated[Path, typer.Option("--model", "-m", help="Trained model directory.")],
-    data: Annotated[list[Path], typer.Option("--data", "-d", help="Gold JSONL file(s) to score against.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for metrics.json, report.md and charts (default: <model>/eval-<data name>).")] = None,
+    data: Annotated[list[Path], typer.Option("--data", "-d", help="Gold JSONL file to score against; repeat it to score several splits, each on its own.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Folder for the results (default: <model>/eval-<data names joined by +>).")] = None,
     schema: Annotated[Optional[Path], typer.Option(help="Schema of the data (default: the model's); must match the model's.")] = None,
     batch_size: Annotated[int, typer.Option(help="Sentences per batch.")] = 32,
-    relation_threshold: Annotated[float, typer.Option(help="Minimum probability of a predicted relation.")] = 0.5,
+    relation_threshold: Annotated[
+        Optional[float], typer.Option(min=0.0, max=1.0, help="Minimum probability of a predicted relation, for every label (default: each label's threshold, tuned on dev).")
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    dtype: Annotated[Optional[str], typer.Option(help="float32, bfloat16 or float16 (default: as veille predict, bfloat16/float16 on GPU, float32 on CPU).")] = None,
 ) -> None:
-    """Score a model: entities (seqeval-style), relations strict end-to-end and with gold entities."""
-    from veille.annotation.atomic import atomic_write_text
-    from veille.annotation.corpus import CorpusError, write_corpus, read_corpus
+    """Score a model: entities (seqeval-style), relations strict end-to-end and with gold entities, and why it errs.
+
+    Each data file is one split with its own scores, error analysis and charts; with one
+    file they go straight into the output folder, with several into one sub-folder per
+    file, beside a report.md and metrics.json that cover them all.
+    """
+    from veille.annotation.corpus import CorpusError, read_corpus
     from veille.annotation.schema import SchemaError, load_schema
-    from veille.annotation.view import write_errors_view
     from veille.models.checkpoint import CheckpointError, check_schema
     from veille.models.predictor import Predictor
 
     from .evaluate import evaluate
-    from .report import console_table, evaluation_report, plot_per_label
+    from .report import ScoredSplit, console_table, evaluation_report
 
+    names = [d.stem for d in data]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise _fail(f"several --data files are named {', '.join(repeated)}: each split needs its own file name")
     try:
-        predictor = Predictor.load(model, device=device)
+        predictor = Predictor.load(model, device=device, dtype=dtype)
         if schema is not None:
             check_schema(predictor.schema, load_schema(schema), model)
-        gold = read_corpus(data, predictor.schema)
+        splits = {d: read_corpus(d, predictor.schema) for d in data}
     except CorpusError as exc:
         raise _fail(f"invalid evaluation data (for the model's schema {predictor.schema.name!r}):\n{exc}") from None
-    except (CheckpointError, SchemaError, ValueError) as exc:  # ValueError: an unusable --device
+    except (CheckpointError, SchemaError, ValueError) as exc:  # ValueError: an unusable --device or --dtype
         raise _fail(str(exc)) from None
-    result = evaluate(predictor, gold, batch_size=batch_size, relation_threshold=relation_threshold)
-    metrics = {"model": str(model), "model_version": predictor.model_version, "data": [str(d) for d in data], **result.to_dict()}
-    out = output or model / f"eval-{'+'.join(d.stem for d in data)}"
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2, ensure_ascii=False) + "\n")
-    write_corpus(out / "predictions.jsonl", result.predictions)
-    write_errors_view(out / "errors.html", gold, result.predictions, predictor.schema, {"name": predictor.model_name, "version": predictor.model_version})
-    chart = out / "per_label_f1.png"
-    plot_per_label(metrics, chart, title=f"{model.name} on {', '.join(d.name for d in data)}")
-    atomic_write_text(out / "report.md", evaluation_report(str(model), metrics["data"], metrics, [str(chart)]))
-    console.print(console_table(metrics))
-    console.print(f"written to {out}/ (metrics.json, report.md, per_label_f1.png, predictions.jsonl, errors.html)")
+    out = output or model / f"eval-{'+'.join(names)}"
+    header = {"model": str(model), "model_version": predictor.model_version, "dtype": predictor.dtype}
+    scored = []
+    for path, gold in splits.items():
+        folder = out if len(data) == 1 else out / path.stem
+        result = evaluate(predictor, gold, batch_size=batch_size, relation_threshold=relation_threshold)
+        metrics, errors = _write_split(folder, header | {"data": str(path)}, gold, result, predictor.schema, f"{model.name} on {path.name}")
+        scored.append(ScoredSplit(str(path), metrics, errors, [str(Path(folder.relative_to(out)) / name) for name in CHARTS]))
+        console.print(console_table(metrics, title=path.name))
+    if len(data) > 1:
+        _write_json(out / "metrics.json", header | {"splits": {s.data: s.metrics for s in scored}})
+    atomic_write_text(out / "report.md", evaluation_report(str(model), scored))
+    console.print(f"written to {out}/ (report.md, and per split: metrics.json, errors.json, errors.html, predictions.jsonl, {', '.join(CHARTS)})")
+
+
+CHARTS = ("per_label_f1.png", "confusion.png")
+
+
+def _write_split(folder: Path, header: dict, gold: list[Example], result: Evaluation, schema: Schema, title: str) -> tuple[dict, dict]:
+    """One split's metrics.json, errors.json, predictions.jsonl and charts; returns its metrics and errors."""
+    from veille.annotation.corpus import write_corpus
+    from veille.annotation.errors import analyse_errors
+    from veille.annotation.view import write_errors_view
+
+    from .error_report import plot_confusion
+    from .report import plot_per_label
+
+    folder.mkdir(parents=True, exist_ok=True)
+    metrics = header | result.to_dict()
+    errors = analyse_errors(gold, result.predictions, schema).to_dict()
+    _write_json(folder / "metrics.json", metrics)
+    _write_json(folder / "errors.json", errors)
+    write_corpus(folder / "predictions.jsonl", result.predictions)
+    plot_per_label(metrics, folder / CHARTS[0], title=title)
+    plot_confusion(errors, folder / CHARTS[1], title=title)
+    write_errors_view(folder / "errors.html", gold, result.predictions, schema, {"name": Path(header["model"]).name, "version": header["model_version"]})
+    return metrics, errors
+
+
+def _write_json(path: Path, content: dict) -> None:
+    atomic_write_text(path, json.dumps(content, indent=2, ensure_ascii=False) + "\n")

@@ -49,6 +49,9 @@ class TrainConfig:
     freeze_embeddings: bool = False  # word embeddings: most of a 250k-vocab encoder's parameters
     freeze_layers: int = 0  # lowest encoder layers kept frozen: no backward pass through them
     patience: int = 3  # epochs without dev improvement before stopping
+    # Warm-up epochs before the relation loss also covers the pairs of the entities the
+    # token head predicts (0: from the start; at least `epochs`: never).
+    predicted_pairs_after: int = 1
     seed: int = 13
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; none on CPU) | no | bf16 | fp16
@@ -136,6 +139,8 @@ def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:
             values[key] = float(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{source}: {key}: expected {expected.__name__}, got {value!r}")
+    if values.get("predicted_pairs_after") is not None and values["predicted_pairs_after"] < 0:
+        raise ConfigError(f"{source}: predicted_pairs_after: must be at least 0, got {values['predicted_pairs_after']!r}")
     for key in ("train_files", "dev_files"):
         if key in values:
             values[key] = [str(p) for p in values[key]]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -12,24 +14,43 @@ from datasets import Dataset
 from veille.annotation.corpus import read_corpus
 from veille.annotation.document import Example
 from veille.annotation.schema import Schema
-from veille.models.batch import Collator
+from veille.models.batch import Collator, pair_tensors
 from veille.models.decoding import build_pairs
 from veille.models.encoding import Encoded, encode_example
+from veille.models.predicted_pairs import GoldSentence
 
 from .augment import Augmenter
 
 
-def load_dataset(paths: list[str | Path], schema: Schema, tokenizer) -> tuple[Dataset, list[Example], int]:
-    """Validated examples encoded once; also returns the examples and how many gold spans fall inside a token."""
+@dataclass(frozen=True)
+class UnalignedSpan:
+    """A gold entity whose span cuts through a word: left out of the entity loss, and named to the user."""
+
+    example_id: str
+    start: int
+    end: int
+    label: str
+    mention: str
+
+    def __str__(self) -> str:
+        return f"{self.example_id} [{self.start}, {self.end}) {self.label} {self.mention!r}"
+
+
+def load_dataset(paths: list[str | Path], schema: Schema, tokenizer) -> tuple[Dataset, list[Example], list[UnalignedSpan]]:
+    """Validated examples encoded once; also returns the examples and the gold spans that cut through a word.
+
+    Each example is stored as a JSON string: its free-form ``meta`` may hold values of
+    different types on different lines (``page: 1``, ``page: "iv"``), which Arrow columns refuse.
+    """
     examples = read_corpus(paths, schema)
     rows = []
-    unaligned = 0
+    unaligned: list[UnalignedSpan] = []
     for example in examples:
         enc = encode_example(tokenizer, example, schema)
-        unaligned += enc.unaligned
+        unaligned.extend(UnalignedSpan(example.id, e.start, e.end, e.label, example.mention(e)) for e in enc.unaligned)
         rows.append(
             {
-                "example": example.to_json(with_text=False),
+                "example": json.dumps(example.to_json(with_text=False), ensure_ascii=False),
                 "input_ids": enc.input_ids,
                 "offsets": enc.offsets,
                 "words": enc.words,
@@ -45,6 +66,9 @@ def load_dataset(paths: list[str | Path], schema: Schema, tokenizer) -> tuple[Da
 class TrainingCollator:
     """Rows of :func:`load_dataset` → a model batch with gold entity pairs and relation targets.
 
+    The batch also carries its sentences (``sentences``, a list of :class:`GoldSentence`),
+    from which the trainer builds the pairs of predicted entities.
+
     With an :class:`~veille.training.augment.Augmenter`, each sentence is rewritten and
     encoded again (a fast tokenizer takes well under a millisecond a sentence); without
     one, the encoding made once by :func:`load_dataset` is used as is.
@@ -56,18 +80,21 @@ class TrainingCollator:
         self.schema = schema
         self.augment = augment
 
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        encoded, pairs = [], []
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor | list[GoldSentence]]:
+        sentences, pairs = [], []
         for index, row in enumerate(rows):
-            example = Example.from_json(row["example"])
+            example = Example.from_json(json.loads(row["example"]))
             if self.augment is not None:
                 example = self.augment(example)
                 enc = encode_example(self.tokenizer, example, self.schema)
+                entity_tokens = enc.entity_tokens
             else:
-                enc = Encoded(row["input_ids"], [tuple(o) for o in row["offsets"]], [tuple(w) for w in row["words"]], row["word_tokens"], row["word_labels"], [tuple(r) for r in row["entity_tokens"]])
-            pairs.extend(build_pairs(example.entities, enc.entity_tokens, self.schema, index, example.relations))
-            encoded.append(enc)
-        return self.collate(encoded, pairs)
+                enc = Encoded(row["input_ids"], [tuple(o) for o in row["offsets"]], [tuple(w) for w in row["words"]], row["word_tokens"], row["word_labels"])
+                entity_tokens = [tuple(r) for r in row["entity_tokens"]]
+            sentence = GoldSentence(enc, example, entity_tokens)
+            pairs.extend(build_pairs(sentence.example.entities, sentence.entity_tokens, self.schema, index, sentence.example.relations))
+            sentences.append(sentence)
+        return {**self.collate([s.encoded for s in sentences]), **pair_tensors(pairs, len(self.schema.relation_labels)), "sentences": sentences}
 
 
 class LengthGroupedBatches:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .error_report import errors_markdown
 
 SECTIONS = (
     ("entities", "Entities"),
@@ -12,7 +15,8 @@ SECTIONS = (
 )
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -23,7 +27,7 @@ def _pyplot():
 
 def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     """Training loss and dev F1 per epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     epochs = [h["epoch"] for h in history]
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     left.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -39,7 +43,7 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
 
 def plot_per_label(metrics: dict[str, Any], path: Path, title: str = "") -> None:
     """One horizontal bar chart of per-label F1 for each scored section."""
-    plt = _pyplot()
+    plt = pyplot()
     present = [(key, name) for key, name in SECTIONS if key in metrics]
     fig, axes = plt.subplots(1, len(present), figsize=(5 * len(present), 5), squeeze=False)
     for axis, (key, name) in zip(axes[0], present):
@@ -55,8 +59,8 @@ def plot_per_label(metrics: dict[str, Any], path: Path, title: str = "") -> None
     plt.close(fig)
 
 
-def markdown_tables(metrics: dict[str, Any]) -> str:
-    """Per-label P/R/F1 tables with micro and macro rows, one per section."""
+def markdown_tables(metrics: dict[str, Any], level: int = 3) -> str:
+    """Per-label P/R/F1 tables with micro and macro rows, one per section, under headings of ``level``."""
     parts = []
     for key, name in SECTIONS:
         if key not in metrics:
@@ -68,26 +72,47 @@ def markdown_tables(metrics: dict[str, Any]) -> str:
         micro, macro = section["micro"], section["macro"]
         rows.append(f"| **micro** | {micro['precision']:.3f} | {micro['recall']:.3f} | **{micro['f1']:.3f}** | {micro['support']} |")
         rows.append(f"| macro | {macro['precision']:.3f} | {macro['recall']:.3f} | {macro['f1']:.3f} | |")
-        parts.append(f"### {name}\n\n" + "\n".join(rows))
+        parts.append(f"{'#' * level} {name}\n\n" + "\n".join(rows))
     return "\n\n".join(parts) + "\n"
 
 
-def evaluation_report(model_dir: str, data: list[str], metrics: dict[str, Any], charts: list[str]) -> str:
-    images = "\n".join(f"![{Path(c).stem}]({Path(c).name})" for c in charts)
-    return (
+@dataclass(frozen=True)
+class ScoredSplit:
+    """One evaluated data file, as the report shows it: its metrics, its errors and its charts (paths relative to the report)."""
+
+    data: str
+    metrics: dict[str, Any]
+    errors: dict[str, Any]
+    charts: list[str]
+
+
+def evaluation_report(model_dir: str, splits: list[ScoredSplit]) -> str:
+    """report.md: how scoring works, a summary when there are several data files, then one section per file."""
+    parts = [
         f"# Evaluation of `{model_dir}`\n\n"
-        f"Data: {', '.join(f'`{d}`' for d in data)} ({metrics['sentences']} sentences).\n"
         "Spans must match exactly (a partial overlap is one false positive and one false negative); "
-        "relations count only with both argument spans, labels and direction right (COMPETES_WITH in either direction).\n\n"
-        f"{markdown_tables(metrics)}\n{images}\n"
-    )
+        "relations count only with both argument spans, labels and direction right (COMPETES_WITH in either direction).\n"
+    ]
+    if len(splits) > 1:
+        rows = ["| data | sentences | entities F1 | relations strict F1 | relations, gold entities F1 |", "|---|---:|---:|---:|---:|"]
+        for split in splits:
+            m = split.metrics
+            rows.append(f"| `{split.data}` | {m['sentences']} | {m['entities']['micro']['f1']:.3f} | {m['relations']['micro']['f1']:.3f} | {m['relations_gold_entities']['micro']['f1']:.3f} |")
+        parts.append("\n".join(rows) + "\n")
+    for split in splits:
+        images = "\n".join(f"![{Path(c).stem}]({c})" for c in split.charts)
+        parts.append(
+            f"## `{split.data}` ({split.metrics['sentences']} sentences)\n\n{markdown_tables(split.metrics)}\n"
+            f"{errors_markdown(split.errors, level=3)}\n{images}\n"
+        )
+    return "\n".join(parts)
 
 
-def console_table(metrics: dict[str, Any]):
+def console_table(metrics: dict[str, Any], title: str = ""):
     """A rich table: one row per section, micro and macro F1."""
     from rich.table import Table
 
-    table = Table(title=f"{metrics['sentences']} sentences")
+    table = Table(title=f"{title} ({metrics['sentences']} sentences)" if title else f"{metrics['sentences']} sentences")
     for column in ("", "micro P", "micro R", "micro F1", "macro F1"):
         table.add_column(column, justify="right" if column else "left")
     for key, name in SECTIONS:

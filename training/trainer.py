@@ -1,9 +1,12 @@
 """``veille train``: fine-tune the joint model with accelerate (CPU, one GPU, or ``accelerate launch``).
 
-Every epoch ends with a dev evaluation; the best model so far is the model directory
-(so an interrupted run still leaves a usable model), training stops after ``patience``
-epochs without improvement, and the optimizer/scheduler/RNG state is saved under
-``<output>/.resume`` so ``--resume`` continues an interrupted run at the next epoch.
+Every epoch ends with a dev evaluation, after which each relation label's threshold
+is tuned on those dev predictions; the best model so far, with its thresholds, is the
+model directory (so an interrupted run still leaves a usable model), training stops
+after ``patience`` epochs without improvement, and the optimizer/scheduler/RNG state is
+saved under ``<output>/.resume`` so ``--resume`` continues an interrupted run at the next
+epoch. After ``predicted_pairs_after`` epochs, the relation loss also covers the pairs
+of the entities the token head predicts (:mod:`veille.models.predicted_pairs`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +31,26 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from veille.annotation.atomic import atomic_write_text
 from veille.annotation.corpus import read_corpus
+from veille.annotation.document import Example
 from veille.annotation.schema import Schema, load_schema
 from veille.models.base import resolve_base_model
 from veille.models.devices import half_precision, resolve_device
 from veille.models.checkpoint import LoadedModel, is_model_dir, save_model
 from veille.models.encoding import bio_labels
 from veille.models.joint import JointConfig, JointModel
+from veille.models.predicted_pairs import GoldSentence, PredictedPairs
 from veille.models.predictor import Predictor
 
 from .card import model_card
 from .augment import AugmentConfig, Augmenter
 from .config import TrainConfig, data_file_record
-from .data import LengthGroupedBatches, TrainingCollator, load_dataset
-from .evaluate import evaluate
+from .data import LengthGroupedBatches, TrainingCollator, UnalignedSpan, load_dataset
+from .evaluate import tune_and_evaluate
 from .report import plot_curves, plot_per_label
 
 STATE_DIR = ".resume"
+HELD_OUT_SPLITS = ("seed", "test")  # meta.split values (or prefixes: test-articles) that never select a model or tune a threshold
+SHOWN_UNALIGNED = 20
 
 
 class TrainingError(ValueError):
@@ -78,11 +87,15 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         raise TrainingError(f"{config.base_model}: a fast tokenizer (tokenizer.json) is needed for character offsets")
     train_set, train_examples, unaligned = load_dataset(config.train_files, schema, tokenizer)
     dev_examples = read_corpus(config.dev_files, schema)  # evaluated through the Predictor: no training encoding
+    _refuse_held_out(dev_examples)
     if unaligned:
-        accelerator.print(f"warning: {unaligned} gold span boundaries fall inside a token of {config.base_model}; those spans cannot be learnt exactly")
+        accelerator.print(_unaligned_warning(unaligned, config.base_model))
 
     joint = JointConfig(bio_labels(schema), schema.entity_labels, schema.relation_labels, config.max_length, config.stride, dropout=config.dropout)
-    model = JointModel.from_pretrained_encoder(base_path, joint)
+    try:
+        model = JointModel.from_pretrained_encoder(base_path, joint)
+    except ValueError as exc:  # a max_length the encoder cannot embed
+        raise TrainingError(f"{config.base_model}: {exc}") from None
     _freeze(model, config)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config))
     batches = LengthGroupedBatches(list(train_set["length"]), config.batch_size, config.seed)
@@ -105,13 +118,15 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         batches.set_epoch(epoch)
         if augmenter is not None:
             augmenter.set_epoch(epoch)
-        loss, seconds, sentences = _train_epoch(model, loader, optimizer, scheduler, accelerator, config, f"epoch {epoch + 1}/{config.epochs}", progress)
+        pairs_of = partial(PredictedPairs, schema, joint.bio_labels) if epoch >= config.predicted_pairs_after else None
+        loss, seconds, sentences = _train_epoch(model, loader, optimizer, scheduler, accelerator, config, pairs_of, f"epoch {epoch + 1}/{config.epochs}", progress)
         state["train_time_s"] += seconds
         state["sentences"] += sentences
         unwrapped = accelerator.unwrap_model(model)
         unwrapped.eval()
         predictor = Predictor(LoadedModel(unwrapped, tokenizer, schema, output.name, "training", {}, {}), accelerator.device)
-        dev = evaluate(predictor, dev_examples, batch_size=config.batch_size * 2)
+        with accelerator.autocast():  # dev is scored at the precision the model trains (and is served) at
+            dev = tune_and_evaluate(predictor, dev_examples, batch_size=config.batch_size * 2)
         record = {
             "epoch": epoch + 1,
             "train_loss": round(loss, 5),
@@ -128,6 +143,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         )
         state["epoch"] = epoch + 1
         if improved:
+            unwrapped.config.relation_thresholds = dev.relation_thresholds  # saved with the weights they were tuned for
             state.update(best_score=dev.score, best_epoch=epoch + 1, best=dev.to_dict(), bad_epochs=0)
             if accelerator.is_main_process:
                 save_model(output, unwrapped, tokenizer, schema, config.to_dict(portable=True), config.portable_base_model, {"metrics.json": _metrics_json(state, config, hardware, train_examples, dev_examples)})
@@ -153,15 +169,28 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
     return result
 
 
-def _train_epoch(model, loader, optimizer, scheduler, accelerator: Accelerator, config: TrainConfig, desc: str, progress: bool) -> tuple[float, float, int]:
-    """One pass over the training data; returns mean loss, seconds and sentences seen."""
+def _train_epoch(
+    model,
+    loader,
+    optimizer,
+    scheduler,
+    accelerator: Accelerator,
+    config: TrainConfig,
+    pairs_of: Callable[[list[GoldSentence]], PredictedPairs] | None,
+    desc: str,
+    progress: bool,
+) -> tuple[float, float, int]:
+    """One pass over the training data; returns mean loss, seconds and sentences seen.
+
+    ``pairs_of`` (after the warm-up) adds the pairs of predicted entities to each batch's relation loss.
+    """
     model.train()
     total_loss, steps, sentences = 0.0, 0, 0
     start = time.perf_counter()
     bar = tqdm(loader, desc=desc, disable=not (progress and accelerator.is_local_main_process), leave=False, unit="batch")
     for batch in bar:
         with accelerator.accumulate(model):
-            loss = model(batch)["loss"]
+            loss = model(batch, extra_pairs=pairs_of(batch["sentences"]) if pairs_of else None)["loss"]
             accelerator.backward(loss)
             if accelerator.sync_gradients:
                 accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -173,6 +202,20 @@ def _train_epoch(model, loader, optimizer, scheduler, accelerator: Accelerator, 
         sentences += batch["word_index"].shape[0] * accelerator.num_processes
         bar.set_postfix(loss=f"{total_loss / steps:.4f}", sent_s=f"{sentences / (time.perf_counter() - start):.1f}")
     return total_loss / max(steps, 1), time.perf_counter() - start, sentences
+
+
+def _refuse_held_out(dev: list[Example]) -> None:
+    """Dev selects the epoch and tunes the thresholds: a seed or test sentence there would leak into both."""
+    for example in dev:
+        if example.split and example.split.startswith(HELD_OUT_SPLITS):
+            raise TrainingError(f"dev data holds {example.id!r} of the held-out split {example.split!r}: seed and test splits are for evaluation only")
+
+
+def _unaligned_warning(unaligned: list[UnalignedSpan], base_model: str) -> str:
+    """Name the gold spans that cut through a word (left out of the entity loss), up to a screenful."""
+    shown = "\n".join(f"  {span}" for span in unaligned[:SHOWN_UNALIGNED])
+    more = f"\n  … and {len(unaligned) - SHOWN_UNALIGNED} more" if len(unaligned) > SHOWN_UNALIGNED else ""
+    return f"warning: {len(unaligned)} gold span(s) cut through a word for {base_model}'s tokenizer; their words are left out of the entity loss:\n{shown}{more}"
 
 
 def _freeze(model: JointModel, config: TrainConfig) -> None:
