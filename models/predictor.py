@@ -15,13 +15,14 @@ import torch
 from veille.annotation.document import Example
 from veille.annotation.schema import Schema
 
-from .batch import Collator, pair_tensors
+from .batch import Collator, Pair, pair_tensors
 from .checkpoint import LoadedModel, load_model
 from .devices import resolve_device
 from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
 from .encoding import Encoded, encode, entity_token_range
 
 PAIR_BUCKET = 256
+PAIR_CHUNK = 8 * PAIR_BUCKET  # pairs per relation-head call
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -86,7 +87,7 @@ class Predictor:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = {k: v.to(self.device) for k, v in self.collate([encoded[i] for i in indices]).items()}
-            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"])
+            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows=batch_size)
             yield indices, [encoded[i] for i in indices], states, batch
 
     def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float) -> None:
@@ -97,13 +98,25 @@ class Predictor:
             arguments.append(pair_entities(example.entities, self.schema))
         if not pairs:
             return
-        # Pad the pair count to a bucket size: tensors of a few recurring shapes let the
-        # allocator reuse its blocks, so memory stays flat over long prediction runs.
-        padded = pairs + [pairs[-1]] * (-len(pairs) % PAIR_BUCKET)
-        tensors = {k: v.to(self.device) for k, v in pair_tensors(padded).items()}
-        logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
-        probs = logits[: len(pairs)].float().softmax(-1).cpu()
+        probs = self._relation_logits(states, pairs).softmax(-1)
         offset = 0
         for example, pair_args in zip(examples, arguments):
             example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, threshold)
             offset += len(pair_args)
+
+    def _relation_logits(self, states: torch.Tensor, pairs: list[Pair]) -> torch.Tensor:
+        """Relation logits [P, classes] (float32, CPU), ``PAIR_CHUNK`` pairs per head call.
+
+        The head's activations (five token states per pair) are the largest tensors of a
+        long sentence; in chunks they stay the same size whatever the number of pairs.
+        Each chunk is padded to a multiple of ``PAIR_BUCKET``: tensors of a few recurring
+        shapes let the allocator reuse its blocks, so memory stays flat over long runs.
+        """
+        chunks = []
+        for start in range(0, len(pairs), PAIR_CHUNK):
+            chunk = pairs[start : start + PAIR_CHUNK]
+            padded = chunk + [chunk[-1]] * (-len(chunk) % PAIR_BUCKET)
+            tensors = {k: v.to(self.device) for k, v in pair_tensors(padded).items()}
+            logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
+            chunks.append(logits[: len(chunk)].float().cpu())
+        return torch.cat(chunks)

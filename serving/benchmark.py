@@ -1,7 +1,7 @@
 """Inference benchmarks of ``veille predict``, each against a baseline measured in the same run.
 
     python -m veille.serving.benchmark throughput --model runs/veille-quick
-    python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 50000
+    python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 --chars 5000 --chars 100000
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
@@ -11,7 +11,9 @@ encoder and entity-head weights (exported from the joint model as an
 ``AutoModelForTokenClassification``), on the same sentences, device and batch size.
 
 ``memory``: peak resident memory of a ``veille predict`` process over N sentences, for
-several N: streaming means it should not grow with the input.
+several N (streaming: it should not grow with the input), and over one unpunctuated
+article of N characters, a single sentence (bounded relation pairs: it should not grow
+with the sentence's length either).
 
 ``gpu``: sentences/s and tokens/s of a randomly initialised camembert-base-sized joint
 model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
@@ -29,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,31 +187,55 @@ def peak_rss_mb(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, elapsed
 
 
+def unpunctuated_text(chars: int) -> str:
+    """``chars`` characters of corpus text without any punctuation: one sentence, however long.
+
+    The sentence splitter cuts only at punctuation and line breaks, so this is the worst
+    case for the model's per-sentence work (every entity pair of the text is in one sentence).
+    """
+    words: list[str] = []
+    length, count = 0, 256
+    while length < chars:
+        words = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in " ".join(corpus_sentences(count))).split()
+        length, count = len(" ".join(words)), count * 2
+    return " ".join(words)[:chars].rstrip()
+
+
 @app.command()
 def memory(
     model: ModelOption,
     sizes: Annotated[list[int], typer.Option("--sizes", help="Numbers of sentences (repeat the option).")] = [10_000, 50_000],  # noqa: B006
+    chars: Annotated[
+        list[int], typer.Option("--chars", help="Also one unpunctuated article (a single sentence) of this many characters (repeat the option).")
+    ] = [],  # noqa: B006
     per_article: Annotated[int, typer.Option(help="Sentences per generated article.")] = 10,
     device: Annotated[str, typer.Option()] = "cpu",
     dtype: Annotated[str, typer.Option(help="--dtype of veille predict (bfloat16 is faster on CPUs with AMX).")] = "float32",
     threads: Annotated[int, typer.Option(help="OMP_NUM_THREADS of veille predict (0: torch's default).")] = 0,
     json_out: JsonOption = None,
 ) -> None:
-    """Peak RSS of `veille predict` for each input size (streaming: it should stay flat)."""
+    """Peak RSS of `veille predict` for each input size (streaming: flat) and each sentence length (bounded pairs: flat)."""
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
+        inputs: list[tuple[dict[str, int], list[str]]] = []
         for size in sizes:
             texts = corpus_sentences(size)
-            source = Path(tmp) / f"articles-{size}.jsonl"
+            inputs.append(({"sentences": size}, [" ".join(texts[start : start + per_article]) for start in range(0, size, per_article)]))
+        inputs += [({"unpunctuated_chars": count}, [unpunctuated_text(count)]) for count in chars]
+        for what, articles in inputs:
+            source, output = Path(tmp) / "articles.jsonl", Path(tmp) / "out.jsonl"
             with source.open("w", encoding="utf-8") as handle:
-                for start in range(0, size, per_article):
-                    article = " ".join(texts[start : start + per_article])
-                    handle.write(json.dumps({"id": f"a{start}", "text": article}, ensure_ascii=False) + "\n")
-            command = [sys.executable, "-m", "veille", "predict", "--model", str(model), str(source), "-o", str(Path(tmp) / "out.jsonl"), "--device", device, "--dtype", dtype, "-q"]
+                for index, article in enumerate(articles):
+                    handle.write(json.dumps({"id": f"a{index}", "text": article}, ensure_ascii=False) + "\n")
+            command = [sys.executable, "-m", "veille", "predict", "--model", str(model), str(source), "-o", str(output), "--device", device, "--dtype", dtype, "-q"]
             rss, elapsed = peak_rss_mb(command, {"OMP_NUM_THREADS": str(threads)} if threads else {})
-            runs.append({"sentences": size, "peak_rss_mb": round(rss, 1), "seconds": round(elapsed, 1), "output_mb": round((Path(tmp) / "out.jsonl").stat().st_size / 2**20, 1)})
-            print(f"{size} sentences: peak RSS {rss:.0f} MB in {elapsed:.0f} s", file=sys.stderr)
-    result = {"benchmark": "memory", "model": str(model), "device": device, "dtype": dtype, "runs": runs, "max_over_min": round(max(r["peak_rss_mb"] for r in runs) / min(r["peak_rss_mb"] for r in runs), 3)}
+            runs.append({**what, "peak_rss_mb": round(rss, 1), "seconds": round(elapsed, 1), "output_mb": round(output.stat().st_size / 2**20, 1)})
+            print(f"{what}: peak RSS {rss:.0f} MB in {elapsed:.0f} s", file=sys.stderr)
+    result = {"benchmark": "memory", "model": str(model), "device": device, "dtype": dtype, "runs": runs}
+    for key in ("sentences", "unpunctuated_chars"):
+        peaks = [r["peak_rss_mb"] for r in runs if key in r]
+        if peaks:
+            result[f"max_over_min_{key}"] = round(max(peaks) / min(peaks), 3)
     _report(result, json_out)
 
 

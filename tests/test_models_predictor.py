@@ -111,3 +111,67 @@ def test_an_unusable_device_is_refused_before_loading(tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA GPU is usable here"):
             Predictor.load(tmp_path / "no-model-needed", device="cuda")
+
+
+# --- bounded relation work: memory flat in sentence length (issue 17, item 1) ---
+
+
+def test_candidate_pair_caps_keep_every_gold_pair_of_the_shipped_corpus(repo):
+    from veille.annotation.corpus import read_corpus
+    from veille.models.decoding import pair_entities
+
+    schema = load_schema()
+    examples = read_corpus(sorted((repo / "annotation" / "corpus").glob("*.jsonl")))
+    lost = []
+    for example in examples:
+        candidates = {(head.id, tail.id) for head, tail in pair_entities(example.entities, schema)}
+        lost += [(example.id, r) for r in example.relations if (r.head, r.tail) not in candidates]
+    assert sum(len(e.relations) for e in examples) > 2000 and lost == []
+
+
+def test_candidate_pairs_grow_linearly_with_sentence_length():
+    """2,000 entities in one unpunctuated sentence: a bounded number of candidates per entity, not 2,000² pairs."""
+    from veille.annotation.document import Entity
+    from veille.models.decoding import MAX_PAIR_GAP, MAX_PAIR_NEIGHBOURS, pair_entities
+
+    entities = [Entity(f"T{i}", 10 * i, 10 * i + 6, "ORG") for i in range(2000)]
+    pairs = pair_entities(entities, load_schema())
+    assert len(pairs) <= 2 * MAX_PAIR_NEIGHBOURS * len(entities)
+    assert all(max(h.start, t.start) - min(h.end, t.end) <= MAX_PAIR_GAP for h, t in pairs)
+    found = {(h.id, t.id) for h, t in pairs}
+    assert {("T0", "T1"), ("T1", "T0"), ("T500", "T520")} <= found and ("T0", "T1999") not in found
+
+
+def test_relation_head_runs_in_bounded_chunks_with_the_same_result(predictor, monkeypatch):
+    import veille.models.predictor as predictor_module
+    from veille.annotation.document import Entity, Example
+
+    words = [f"Société{i}" for i in range(600)]
+    text = " ".join(words)
+    starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+    entities = [Entity(f"T{i + 1}", start, start + len(word), "ORG" if i % 3 else "PER") for i, (start, word) in enumerate(zip(starts, words))]
+    sizes = []
+    original = predictor.model.relation_logits
+
+    def recording(states, pair_sentence, *args):
+        sizes.append(len(pair_sentence))
+        return original(states, pair_sentence, *args)
+
+    monkeypatch.setattr(predictor.model, "relation_logits", recording)
+    chunked = predictor.predict_relations([Example("long", text, entities)], relation_threshold=0.0)[0]
+    assert len(sizes) > 1 and max(sizes) <= predictor_module.PAIR_CHUNK
+    monkeypatch.setattr(predictor_module, "PAIR_CHUNK", predictor_module.PAIR_BUCKET)
+    smaller = predictor.predict_relations([Example("long", text, entities)], relation_threshold=0.0)[0]
+    assert chunked.relations and [(r.head, r.tail, r.label) for r in smaller.relations] == [(r.head, r.tail, r.label) for r in chunked.relations]
+
+
+def test_a_long_sentence_goes_through_the_encoder_a_batch_of_windows_at_a_time(predictor):
+    windows = []
+    handle = predictor.model.encoder.register_forward_pre_hook(lambda module, args, kwargs: windows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        small = predictor.predict([LONG], batch_size=2)[0]
+    finally:
+        handle.remove()
+    assert len(windows) > 1 and max(windows) <= 2
+    whole = predictor.predict([LONG], batch_size=64)[0]
+    assert [e.span() for e in small.entities] == [e.span() for e in whole.entities]

@@ -26,3 +26,15 @@ def test_exported_token_classifier_has_the_joint_models_weights(tiny_trained_mod
 def test_corpus_sentences_cycles_real_sentences() -> None:
     sentences = corpus_sentences(500)
     assert len(sentences) == 500 and all(s.strip() for s in sentences)
+
+
+def test_unpunctuated_text_is_one_sentence_of_the_asked_length() -> None:
+    import unicodedata
+
+    from veille.annotation.sentences import split_sentences
+    from veille.serving.benchmark import unpunctuated_text
+
+    for chars in (5_000, 20_000):
+        text = unpunctuated_text(chars)
+        assert chars - 1 <= len(text) <= chars and len(split_sentences(text)) == 1
+        assert not any(unicodedata.category(ch).startswith("P") for ch in text) and "  " not in text
