@@ -8,7 +8,6 @@ the file, line and field, so callers can report it and go on with the rest.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .document import Example
+from .safejson import JsonInputError, loads
 from .sentences import split_sentences
 from .validate import Problem
 
@@ -109,12 +109,9 @@ def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Probl
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield Problem(source, line_no, "<line>", f"not UTF-8 (byte {exc.start})")
-            continue
-        except json.JSONDecodeError as exc:
-            yield Problem(source, line_no, "<line>", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            obj = loads(raw)
+        except JsonInputError as exc:
+            yield Problem(source, line_no, exc.field, exc.message)
             continue
         if not isinstance(obj, dict):
             yield Problem(source, line_no, "<line>", "expected a JSON object with id and text")

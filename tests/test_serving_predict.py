@@ -88,6 +88,30 @@ def test_bad_inputs_are_reported_skipped_and_the_rest_is_written(tiny_trained_mo
     assert ids == ["j1", "j4", "2025/meta", "mistral"]
 
 
+def test_hostile_jsonl_lines_are_reported_and_skipped_never_abort_the_run(tiny_trained_model, tmp_path) -> None:
+    """A huge number, 100,000 nested arrays, a lone surrogate: each a reported line, the rest predicted."""
+    jsonl = tmp_path / "hostile.jsonl"
+    lines = [
+        json.dumps({"id": "first", "text": ARTICLES["meta"]}),
+        '{"id": ' + "7" * 5000 + ', "text": "Meta rachète Scale AI."}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"id": "surrogate", "text": "Meta \\ud800 rachète Scale AI."}',
+        '{"id": "nan", "text": "Meta rachète Scale AI.", "score": NaN}',
+        json.dumps({"id": "last", "text": ARTICLES["mistral"]}),
+    ]
+    jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = predict(jsonl, "--model", tiny_trained_model, "-o", out, "-q")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert f"{jsonl}:2: <line>: a number of more than 4300 digits" in result.stderr
+    assert f"{jsonl}:3: <line>: nested too deeply" in result.stderr
+    assert f"{jsonl}:4: text: not valid Unicode: lone surrogate U+D800 at character 5" in result.stderr
+    assert f"{jsonl}:5: score: nan is not a finite number" in result.stderr
+    assert "4 input(s) skipped" in result.stderr
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["first", "last"]
+
+
 def test_stdin_jsonl_to_stdout(tiny_trained_model) -> None:
     stdin = "".join(json.dumps({"id": key, "text": text}, ensure_ascii=False) + "\n" for key, text in ARTICLES.items())
     result = predict("-", "--model", tiny_trained_model, "-q", stdin=stdin.encode("utf-8"))
