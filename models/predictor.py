@@ -7,6 +7,7 @@ the candidate pairs of those entities from the same encoder states.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class Predictor:
             self._add_relations(examples, encoded, states, relation_threshold)
             for i, example in zip(indices, examples):
                 results[i] = example
-        return results  # type: ignore[return-value]
+        return self._sound(results)  # type: ignore[arg-type]
 
     @torch.inference_mode()
     def predict_relations(self, examples: list[Example], batch_size: int = 32, relation_threshold: float = 0.5) -> list[Example]:
@@ -78,7 +79,24 @@ class Predictor:
             self._add_relations(batch_examples, encoded, states, relation_threshold)
             for i, example in zip(indices, batch_examples):
                 results[i] = example
-        return results  # type: ignore[return-value]
+        return self._sound(results)  # type: ignore[arg-type]
+
+    def _sound(self, examples: list[Example]) -> list[Example]:
+        """Drop what the heads must never output, whatever their scores: a non-finite score, which no
+        JSON output may hold (half-precision overflow, corrupt weights), and a relation whose argument
+        types the schema forbids."""
+        for example in examples:
+            example.entities = [e for e in example.entities if e.score is None or math.isfinite(e.score)]
+            labels = {e.id: e.label for e in example.entities}
+            example.relations = [
+                r
+                for r in example.relations
+                if (r.score is None or math.isfinite(r.score))
+                and r.head in labels
+                and r.tail in labels
+                and self.schema.relation(r.label).allows(labels[r.head], labels[r.tail])
+            ]
+        return examples
 
     def _batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], list[Encoded], torch.Tensor, dict]]:
         """Length-sorted batches (less padding), each run through the encoder once."""

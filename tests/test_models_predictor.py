@@ -66,7 +66,7 @@ def test_model_directory_holds_everything_and_names_its_version(tiny_trained_mod
     assert "## Scores on dev" in card and "CPU" in card and "| PER |" in card
 
 
-@pytest.mark.parametrize("missing", ["model.safetensors", "schema.json", "joint_config.json"])
+@pytest.mark.parametrize("missing", ["model.safetensors", "schema.json", "joint_config.json", "tokenizer.json"])
 def test_incomplete_directory_is_refused_naming_the_missing_file(tmp_path, tiny_trained_model, missing):
     broken = tmp_path / "model"
     shutil.copytree(tiny_trained_model, broken)
@@ -81,6 +81,51 @@ def test_corrupt_weights_are_refused(tmp_path, tiny_trained_model):
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="cannot load the model"):
         load_model(broken)
+
+
+@pytest.mark.parametrize(("tensor", "value"), [("relation_head.3.weight", float("nan")), ("token_head.bias", float("inf"))])
+def test_non_finite_weights_of_the_right_size_are_refused(tmp_path, tiny_trained_model, tensor, value):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, broken)
+    with safe_open(str(broken / "model.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    weights = load_file(str(broken / "model.safetensors"))
+    weights[tensor][0] = value
+    save_file(weights, str(broken / "model.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match=rf"model.safetensors is corrupt: 1 tensor\(s\) hold NaN or infinite values \({tensor}\)"):
+        load_model(broken)
+
+
+def test_an_edited_schema_is_refused_a_reworded_one_accepted(tmp_path, tiny_trained_model):
+    edited = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, edited)
+    schema = json.loads((edited / "schema.json").read_text())
+    schema["relations"][0]["description"] = "reworded for annotators"
+    (edited / "schema.json").write_text(json.dumps(schema))
+    load_model(edited)
+    schema["relations"][0]["head"] = schema["relations"][0]["tail"]  # other allowed argument types than in training
+    (edited / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(CheckpointError, match="schema.json is not the schema this model was trained with"):
+        load_model(edited)
+
+
+def test_no_non_finite_score_nor_forbidden_relation_ever_comes_out(tiny_trained_model):
+    """Whatever the heads compute (here NaN, as from corrupt weights loaded in memory): nothing unwritable or forbidden."""
+    predictor = Predictor.load(tiny_trained_model, device="cpu")
+    with torch.no_grad():
+        for parameter in predictor.model.relation_head.parameters():
+            parameter.fill_(float("nan"))
+    examples = predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta.", LONG], relation_threshold=0.0)
+    assert any(e.entities for e in examples)
+    for example in examples:
+        json.dumps(example.to_json(), allow_nan=False)
+        assert example.relations == []
+    with torch.no_grad():
+        predictor.model.token_head.bias.fill_(float("nan"))
+    assert all(e.entities == [] for e in predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."]))
 
 
 def test_weights_and_marker_from_two_saves_are_refused(tmp_path, tiny_trained_model):
