@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from itertools import count
 
 import pytest
@@ -110,6 +115,29 @@ def test_hostile_jsonl_lines_are_reported_and_skipped_never_abort_the_run(tiny_t
     assert f"{jsonl}:5: score: nan is not a finite number" in result.stderr
     assert "4 input(s) skipped" in result.stderr
     assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["first", "last"]
+
+
+def test_sigterm_leaves_the_previous_output_and_no_temp_file(tiny_trained_model, tmp_path) -> None:
+    """SIGTERM while predicting (here: waiting for more stdin) unwinds like Ctrl-C; a dead writer's temp file goes at start."""
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    stale = tmp_path / ".out.jsonl.999999999.abcd1234.tmp"  # left by a writer killed with kill -9
+    stale.write_text("half", encoding="utf-8")
+    alive = tmp_path / f".out.jsonl.{os.getpid()}.abcd1234.tmp"  # a writer still running: kept
+    alive.write_text("half", encoding="utf-8")
+    command = [sys.executable, "-m", "veille", "predict", "-", "--model", str(tiny_trained_model), "-o", str(out), "--device", "cpu", "-q"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdin.write(json.dumps({"id": "a", "text": ARTICLES["meta"]}).encode() + b"\n")
+    process.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f".out.jsonl.{process.pid}.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(f".out.jsonl.{process.pid}.*.tmp")) and not stale.exists()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert "interrupted: no output written" in process.stderr.read().decode()
+    assert out.read_text(encoding="utf-8") == "previous\n" and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, alive.name])
 
 
 def test_stdin_jsonl_to_stdout(tiny_trained_model) -> None:
