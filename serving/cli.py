@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from veille.annotation.articles import read_articles
+from veille.annotation.articles import read_articles, warn_duplicate_ids
 from veille.annotation.atomic import sigterm_as_ctrl_c
 from veille.annotation.validate import Problem
 
@@ -100,7 +100,8 @@ def predict(
             open_writers(formats, output, predictor.schema, sys.stdout) as writers,
             tqdm(desc="predict", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar,
         ):
-            for item in predict_articles(predictor, read_articles(inputs), options):
+            articles = warn_duplicate_ids(read_articles(inputs), lambda message: bar.write(f"warning: {message}", file=sys.stderr))
+            for item in predict_articles(predictor, articles, options):
                 if isinstance(item, Problem):
                     bar.write(f"skipped {item}", file=sys.stderr)
                     summary.skipped += 1

@@ -146,6 +146,10 @@ def test_stdin_jsonl_to_stdout(tiny_trained_model) -> None:
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(line["id"], line["text"]) for line in lines] == list(ARTICLES.items())
+    twice = stdin + json.dumps({"id": "meta", "text": ARTICLES["mistral"]}, ensure_ascii=False) + "\n"
+    result = predict("-", "--model", tiny_trained_model, "-q", stdin=twice.encode("utf-8"))
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
+    assert "warning: <stdin>:3: id: duplicate article id 'meta' (first at <stdin>:2)" in result.stderr
 
 
 def test_chunking_across_articles_does_not_change_results(predictor, corpus) -> None:

@@ -106,7 +106,7 @@ def push(
     if not (inputs or gold or predictions):
         err.print("[red]error:[/red] nothing to push: give articles, --gold or --predictions")
         raise typer.Exit(2)
-    sentences, problems = sentence_examples(inputs or [])
+    sentences, problems = sentence_examples(inputs or [], lambda message: err.print(f"[yellow]warning[/yellow] {escape(message)}", highlight=False, soft_wrap=True))
     tasks = []
     try:
         examples = read_corpus(gold, loaded) if gold else []
