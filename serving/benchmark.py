@@ -2,6 +2,7 @@
 
     python -m veille.serving.benchmark throughput --model runs/veille-quick
     python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 --chars 5000 --chars 100000
+    python -m veille.serving.benchmark load --model runs/veille-quick --requests 400 --concurrency 8
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
@@ -14,6 +15,9 @@ encoder and entity-head weights (exported from the joint model as an
 several N (streaming: it should not grow with the input), and over one unpunctuated
 article of N characters, a single sentence (bounded relation pairs: it should not grow
 with the sentence's length either).
+
+``load``: a bounded run of ``veille serve`` on 127.0.0.1: N requests from C concurrent
+clients, status counts and latency p50/p95 (each request's whole round trip).
 
 ``gpu``: sentences/s and tokens/s of a randomly initialised camembert-base-sized joint
 model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
@@ -237,6 +241,87 @@ def memory(
         if peaks:
             result[f"max_over_min_{key}"] = round(max(peaks) / min(peaks), 3)
     _report(result, json_out)
+
+
+@app.command()
+def load(
+    model: ModelOption,
+    requests: Annotated[int, typer.Option(min=1, help="Requests to send, then stop (a bounded run).")] = 400,
+    concurrency: Annotated[int, typer.Option(min=1, help="Clients sending at the same time.")] = 8,
+    texts: Annotated[int, typer.Option(min=1, help="Corpus sentences per request.")] = 2,
+    device: Annotated[str, typer.Option()] = "cpu",
+    json_out: JsonOption = None,
+) -> None:
+    """A bounded load run: `veille serve` on 127.0.0.1 (a free port), ``requests`` requests from ``concurrency`` clients."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from veille.annotation.labelstudio.server import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "veille", "serve", "--model", str(model), "--port", str(port), "--device", device],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    sentences = corpus_sentences(requests * texts)
+    bodies = [{"texts": sentences[i * texts : (i + 1) * texts]} for i in range(requests)]
+    try:
+        _wait_until_healthy(url, server)
+        with httpx.Client(base_url=url, timeout=120) as client, ThreadPoolExecutor(concurrency) as pool:
+
+            def send(body: dict[str, Any]) -> tuple[int, float]:
+                started = time.perf_counter()
+                status = client.post("/v1/extract", json=body).status_code
+                return status, time.perf_counter() - started
+
+            started = time.perf_counter()
+            answers = list(pool.map(send, bodies))
+            wall = time.perf_counter() - started
+            batching = client.get("/v1/info").json()["batching"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    latencies = sorted(seconds for _, seconds in answers)
+    statuses: dict[str, int] = {}
+    for status, _ in answers:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    _report(
+        {
+            "benchmark": "load",
+            "model": str(model),
+            "device": device,
+            "requests": requests,
+            "concurrency": concurrency,
+            "texts_per_request": texts,
+            "statuses": statuses,
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1),
+            "max_ms": round(1000 * latencies[-1], 1),
+            "requests_per_s": round(requests / wall, 1),
+            "model_calls": batching["model_calls"],
+        },
+        json_out,
+    )
+
+
+def _wait_until_healthy(url: str, server: subprocess.Popen, timeout: float = 180) -> None:
+    """Poll ``/v1/health`` until it answers (model loaded), for at most ``timeout`` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"veille serve exited with {server.returncode} before answering")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"veille serve did not answer within {timeout:.0f} s")
 
 
 @app.command()
