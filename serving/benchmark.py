@@ -208,9 +208,11 @@ def unpunctuated_text(chars: int) -> str:
 @app.command()
 def memory(
     model: ModelOption,
-    sizes: Annotated[list[int], typer.Option("--sizes", help="Numbers of sentences (repeat the option).")] = [10_000, 50_000],  # noqa: B006
+    sizes: Annotated[
+        list[int], typer.Option("--sizes", help="Numbers of sentences (repeat the option; 10,000 and 50,000 when neither --sizes nor --chars is given).")
+    ] = [],  # noqa: B006
     chars: Annotated[
-        list[int], typer.Option("--chars", help="Also one unpunctuated article (a single sentence) of this many characters (repeat the option).")
+        list[int], typer.Option("--chars", help="Characters of one unpunctuated article, a single sentence (repeat the option).")
     ] = [],  # noqa: B006
     per_article: Annotated[int, typer.Option(help="Sentences per generated article.")] = 10,
     device: Annotated[str, typer.Option()] = "cpu",
@@ -220,6 +222,8 @@ def memory(
 ) -> None:
     """Peak RSS of `veille predict` for each input size (streaming: flat) and each sentence length (bounded pairs: flat)."""
     runs = []
+    if not sizes and not chars:
+        sizes = [10_000, 50_000]
     with tempfile.TemporaryDirectory() as tmp:
         inputs: list[tuple[dict[str, int], list[str]]] = []
         for size in sizes:
