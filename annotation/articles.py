@@ -8,14 +8,15 @@ the file, line and field, so callers can report it and go on with the rest.
 
 from __future__ import annotations
 
-import json
+import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .document import Example
+from .safejson import JsonInputError, loads
 from .sentences import split_sentences
 from .validate import Problem
 
@@ -54,11 +55,14 @@ def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -
             continue
         path = Path(item)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES)
             if not files:
                 yield Problem(str(path), 0, "<folder>", "no .txt or .jsonl files in this folder")
             for file in files:
-                yield from _read_file(file, article_id=str(file.relative_to(path).with_suffix("")))
+                if file.is_file():
+                    yield from _read_file(file, article_id=str(file.relative_to(path).with_suffix("")))
+                else:  # a symbolic link to nothing (or to a folder): said, not skipped silently
+                    yield Problem(str(file), 0, "<file>", f"symbolic link to {os.readlink(file)}, which is not a file")
         elif path.is_file():
             yield from _read_file(path, article_id=path.stem)
         else:
@@ -105,16 +109,15 @@ def _text_article(data: bytes, article_id: str, source: str) -> Article | Proble
 
 
 def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Problem]:
+    empty = True
     for line_no, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
+        empty = False
         try:
-            obj = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError as exc:
-            yield Problem(source, line_no, "<line>", f"not UTF-8 (byte {exc.start})")
-            continue
-        except json.JSONDecodeError as exc:
-            yield Problem(source, line_no, "<line>", f"invalid JSON: {exc.msg} (column {exc.colno})")
+            obj = loads(raw)
+        except JsonInputError as exc:
+            yield Problem(source, line_no, exc.field, exc.message)
             continue
         if not isinstance(obj, dict):
             yield Problem(source, line_no, "<line>", "expected a JSON object with id and text")
@@ -124,6 +127,25 @@ def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Probl
             yield Problem(source, line_no, "id", "missing or not a string")
         else:
             yield Article(str(obj["id"]), obj["text"], f"{source}:{line_no}")
+    if empty:
+        yield Problem(source, 0, "<file>", "empty file: no articles")
+
+
+def warn_duplicate_ids(items: Iterable[Article | Problem], warn: Callable[[str], None]) -> Iterator[Article | Problem]:
+    """Pass ``items`` through, calling ``warn`` for each article whose id an earlier article has.
+
+    Both are kept (they are different texts), but every output keyed by article id (JSONL
+    lines, sentence ids, Label Studio tasks) would mix them. The ids seen are remembered:
+    about 100 bytes per article.
+    """
+    first: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, Article):
+            if item.id in first:
+                warn(f"{item.source}: id: duplicate article id {item.id!r} (first at {first[item.id]}); outputs keyed by id will mix them")
+            else:
+                first[item.id] = item.source
+        yield item
 
 
 class _Prepended:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .articles import Article, read_articles, sentence_examples
+from .articles import Article, read_articles, sentence_examples, warn_duplicate_ids
 from .atomic import atomic_open
 from .authoring import REGISTERS, Document, assign_register_splits, far_relation_share, read_sources
 from .corpus import check_files, write_corpus
@@ -112,7 +112,7 @@ def split(
 
     def lines():
         nonlocal skipped
-        for item in read_articles(inputs):
+        for item in warn_duplicate_ids(read_articles(inputs), lambda message: print(f"warning: {message}", file=sys.stderr)):
             if not isinstance(item, Article):
                 report([item], prefix="skipped: ")
                 skipped += 1

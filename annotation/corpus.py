@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .atomic import atomic_open
 from .document import Example
+from .safejson import JsonInputError, loads
 from .schema import Schema, load_schema
 from .validate import Problem, check_example
 
@@ -36,9 +37,9 @@ def check_files(paths: Iterable[str | Path], schema: Schema) -> tuple[list[Examp
             if not line.strip():
                 continue
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problems.append(Problem(str(path), line_no, "<line>", f"invalid JSON: {exc.msg} (column {exc.colno})"))
+                obj = loads(line)
+            except JsonInputError as exc:
+                problems.append(Problem(str(path), line_no, exc.field, exc.message))
                 continue
             found = check_example(obj, schema)
             where = f"{path}:{line_no}"
@@ -81,6 +82,9 @@ def _lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
         data = path.read_bytes()
     except OSError as exc:
         problems.append(Problem(str(path), 0, "<file>", f"cannot read: {exc.strerror}"))
+        return
+    if not data.strip():
+        problems.append(Problem(str(path), 0, "<file>", "empty file: no examples"))
         return
     for line_no, raw in enumerate(data.split(b"\n"), start=1):
         try:

@@ -91,11 +91,13 @@ class Schema:
             ],
         }
 
+    def constraints(self) -> tuple[list[str], list[tuple[str, tuple[str, ...], tuple[str, ...], bool]]]:
+        """What a trained model depends on: the entity labels, and each relation's label, argument types and symmetry."""
+        return self.entity_labels, [(r.label, r.head, r.tail, r.symmetric) for r in self.relations]
+
     def same_labels(self, other: Schema) -> bool:
         """Whether two schemas define the same labels and constraints (descriptions may differ)."""
-        return self.entity_labels == other.entity_labels and [
-            (r.label, r.head, r.tail, r.symmetric) for r in self.relations
-        ] == [(r.label, r.head, r.tail, r.symmetric) for r in other.relations]
+        return self.constraints() == other.constraints()
 
 
 def load_schema(path: str | Path | None = None) -> Schema:

@@ -33,6 +33,8 @@ def check_example(obj: Any, schema: Schema) -> list[tuple[str, str]]:
     text = obj.get("text")
     if not isinstance(text, str):
         return problems + [("text", "missing or not a string")]
+    if not text.strip():
+        return problems + [("text", "empty: a gold line holds a sentence")]
     if "meta" in obj and not isinstance(obj["meta"], dict):
         problems.append(("meta", "must be an object"))
     entities = obj.get("entities", [])

@@ -77,9 +77,18 @@ class JointModel(nn.Module):
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
 
-    def sentence_states(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_index: torch.Tensor) -> torch.Tensor:
-        """Run the encoder once over all windows; return per-sentence token states [S, T, H]."""
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def sentence_states(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_index: torch.Tensor, max_windows: int | None = None
+    ) -> torch.Tensor:
+        """Run the encoder once over all windows; return per-sentence token states [S, T, H].
+
+        ``max_windows`` runs the windows through the encoder that many at a time, so that one
+        very long sentence (hundreds of windows) costs no more activation memory than a batch.
+        """
+        step = max_windows or len(input_ids)
+        hidden = torch.cat(
+            [self.encoder(input_ids=input_ids[i : i + step], attention_mask=attention_mask[i : i + step]).last_hidden_state for i in range(0, len(input_ids), step)]
+        )
         flat = hidden.reshape(-1, hidden.shape[-1])
         return flat[token_index]
 

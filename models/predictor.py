@@ -9,6 +9,7 @@ when its probability reaches its label's threshold: the one tuned on dev by trai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import torch
 from veille.annotation.document import Example
 from veille.annotation.schema import Schema
 
-from .batch import Collator, pair_tensors
+from .batch import Collator, Pair, pair_tensors
 from .checkpoint import LoadedModel, load_model
 from .devices import DTYPES, inference_dtype, resolve_device
 from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
@@ -25,6 +26,7 @@ from .encoding import Encoded, encode, entity_token_range
 
 PAIR_BUCKET = 256
 DEFAULT_RELATION_THRESHOLD = 0.5  # for a relation label the model has no tuned threshold for
+PAIR_CHUNK = 8 * PAIR_BUCKET  # pairs per relation-head call
 
 
 class Predictor:
@@ -83,7 +85,7 @@ class Predictor:
             self._add_relations(examples, encoded, states, relation_threshold)
             for i, example in zip(indices, examples):
                 results[i] = example
-        return results  # type: ignore[return-value]
+        return self._sound(results)  # type: ignore[arg-type]
 
     @torch.inference_mode()
     def predict_relations(self, examples: list[Example], batch_size: int = 32, relation_threshold: float | None = None) -> list[Example]:
@@ -95,7 +97,24 @@ class Predictor:
             self._add_relations(batch_examples, encoded, states, relation_threshold)
             for i, example in zip(indices, batch_examples):
                 results[i] = example
-        return results  # type: ignore[return-value]
+        return self._sound(results)  # type: ignore[arg-type]
+
+    def _sound(self, examples: list[Example]) -> list[Example]:
+        """Drop what the heads must never output, whatever their scores: a non-finite score, which no
+        JSON output may hold (half-precision overflow, corrupt weights), and a relation whose argument
+        types the schema forbids."""
+        for example in examples:
+            example.entities = [e for e in example.entities if e.score is None or math.isfinite(e.score)]
+            labels = {e.id: e.label for e in example.entities}
+            example.relations = [
+                r
+                for r in example.relations
+                if (r.score is None or math.isfinite(r.score))
+                and r.head in labels
+                and r.tail in labels
+                and self.schema.relation(r.label).allows(labels[r.head], labels[r.tail])
+            ]
+        return examples
 
     def _batches(self, texts: list[str], batch_size: int) -> Iterator[tuple[list[int], list[Encoded], torch.Tensor, dict]]:
         """Length-sorted batches (less padding), each run through the encoder once."""
@@ -104,7 +123,7 @@ class Predictor:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = {k: v.to(self.device) for k, v in self.collate([encoded[i] for i in indices]).items()}
-            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"])
+            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows=batch_size)
             yield indices, [encoded[i] for i in indices], states, batch
 
     def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float | None) -> None:
@@ -116,13 +135,25 @@ class Predictor:
             arguments.append(pair_entities(example.entities, self.schema))
         if not pairs:
             return
-        # Pad the pair count to a bucket size: tensors of a few recurring shapes let the
-        # allocator reuse its blocks, so memory stays flat over long prediction runs.
-        padded = pairs + [pairs[-1]] * (-len(pairs) % PAIR_BUCKET)
-        tensors = {k: v.to(self.device) for k, v in pair_tensors(padded, len(self.schema.relation_labels)).items()}
-        logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
-        probs = logits[: len(pairs)].float().sigmoid().cpu()
+        probs = self._relation_logits(states, pairs).sigmoid()
         offset = 0
         for example, pair_args in zip(examples, arguments):
             example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, thresholds)
             offset += len(pair_args)
+
+    def _relation_logits(self, states: torch.Tensor, pairs: list[Pair]) -> torch.Tensor:
+        """Relation logits [P, classes] (float32, CPU), ``PAIR_CHUNK`` pairs per head call.
+
+        The head's activations (five token states per pair) are the largest tensors of a
+        long sentence; in chunks they stay the same size whatever the number of pairs.
+        Each chunk is padded to a multiple of ``PAIR_BUCKET``: tensors of a few recurring
+        shapes let the allocator reuse its blocks, so memory stays flat over long runs.
+        """
+        chunks = []
+        for start in range(0, len(pairs), PAIR_CHUNK):
+            chunk = pairs[start : start + PAIR_CHUNK]
+            padded = chunk + [chunk[-1]] * (-len(chunk) % PAIR_BUCKET)
+            tensors = {k: v.to(self.device) for k, v in pair_tensors(padded, len(self.schema.relation_labels)).items()}
+            logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
+            chunks.append(logits[: len(chunk)].float().cpu())
+        return torch.cat(chunks)

@@ -21,13 +21,16 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import asdict
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException
-from pydantic import BaseModel, Field, model_validator
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from veille.annotation.articles import Article
 from veille.annotation.labelstudio.results import TO_NAME, prediction_task
+from veille.annotation.safejson import printable, text_problem
 from veille.annotation.sentences import split_sentences
 
 from .batcher import MicroBatcher
@@ -37,18 +40,30 @@ from .page import add_page
 from .pipeline import ArticlePrediction, PredictOptions, SentencePredictor, assemble_article, predict_sentences
 
 
+def _encodable(text: str) -> str:
+    """Refuse a lone surrogate (``"\\ud800"`` in JSON) at the door: the tokenizer raises on it."""
+    problem = text_problem(text)
+    if problem:
+        raise ValueError(problem)
+    return text
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+Threshold = Annotated[float | None, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
 class ArticleIn(BaseModel):
-    id: str = Field(min_length=1, max_length=512)
-    text: str
+    id: Annotated[Text, Field(min_length=1, max_length=512)]
+    text: Text
 
 
 class ExtractRequest(BaseModel):
     """Either ``texts`` (ids are their positions) or ``articles`` with ids; thresholds optional."""
 
-    texts: list[str] | None = None
+    texts: list[Text] | None = None
     articles: list[ArticleIn] | None = None
-    relation_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
-    min_entity_score: float | None = Field(default=None, ge=0.0, le=1.0)
+    relation_threshold: Threshold = None
+    min_entity_score: Threshold = None
 
     @model_validator(mode="after")
     def _one_of(self) -> ExtractRequest:
@@ -67,10 +82,23 @@ class ExtractResponse(BaseModel):
     results: list[dict[str, Any]]
 
 
+class LabelStudioTaskData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    text: Text | None = None  # None: checked by the endpoint, which names the task
+
+
+class LabelStudioTask(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    id: int | str | None = None
+    data: LabelStudioTaskData
+
+
 class LabelStudioPredictRequest(BaseModel):
     """What Label Studio posts to ``/predict`` (extra keys such as ``label_config`` are ignored)."""
 
-    tasks: list[dict[str, Any]]
+    tasks: list[LabelStudioTask]
 
 
 def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOptions(), limits: ServeLimits = DEFAULT_LIMITS) -> FastAPI:
@@ -97,6 +125,7 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
     )
     add_offline_docs(app)
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     model = {"name": predictor.model_name, "version": predictor.model_version}
     add_page(app, predictor.schema, model, options)
 
@@ -157,12 +186,12 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
     async def ls_predict(request: LabelStudioPredictRequest) -> dict[str, Any]:
         texts = []
         for index, task in enumerate(request.tasks):
-            text = (task.get("data") or {}).get(TO_NAME)
-            if not isinstance(text, str):
+            if task.data.text is None:
                 raise HTTPException(422, f"tasks[{index}].data.{TO_NAME}: missing or not a string (the labelling config must show $text)")
-            texts.append(text)
+            texts.append(task.data.text)
         _check_sizes(texts, limits.max_text_chars, "tasks", max_count=None)  # indices of all tasks, empty ones included
-        articles = [Article(str(task.get("id", i)), text, f"task:{task.get('id', i)}") for i, (task, text) in enumerate(zip(request.tasks, texts))]
+        ids = [str(i if task.id is None else task.id) for i, task in enumerate(request.tasks)]
+        articles = [Article(task_id, text, f"task:{task_id}") for task_id, text in zip(ids, texts)]
         predicted = iter(await extract_articles([a for a in articles if a.text.strip()], options))
         results = []
         for article in articles:
@@ -173,6 +202,19 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
         return {"results": results, "model_version": predictor.model_version}
 
     return app
+
+
+async def _invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 listing each error's location, message and type, without echoing the input back.
+
+    FastAPI's own handler returns the offending input, and an input of ``NaN`` or with a
+    lone surrogate cannot be written as JSON: the client got a 500 instead of the 422.
+    """
+    detail = [
+        {"loc": [printable(part) if isinstance(part, str) else part for part in error["loc"]], "msg": printable(error["msg"]), "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
 
 
 def _or(value: float | None, default: float | None) -> float | None:

@@ -6,7 +6,8 @@ hardware. Requests are queued; a single worker takes everything waiting (up to
 ``max_sentences``, waiting at most ``max_wait_s`` for more to arrive) and runs it as one
 predictor call in a thread, so the event loop keeps accepting requests meanwhile.
 Requests with different thresholds are run as separate calls of the same round, so each
-gets exactly the result it would get alone.
+gets exactly the result it would get alone; and a request that makes the model fail gets
+the error alone, the others of its call being run again without it.
 """
 
 from __future__ import annotations
@@ -94,19 +95,32 @@ class MicroBatcher:
         for job in jobs:
             by_options[job.options].append(job)
         for options, group in by_options.items():
-            texts = [text for job in group for text in job.texts]
-            try:
-                examples = await asyncio.to_thread(self.run, texts, options)
-            except Exception as exc:  # every waiting request gets the error, the server goes on
+            await self._run_group(group, options)
+
+    async def _run_group(self, group: list[_Job], options: PredictOptions) -> None:
+        """One model call for the group; if it fails, each request again on its own.
+
+        A request whose texts make the model raise must not fail the requests that happened
+        to share its call: they are retried without it, and only it gets the error.
+        """
+        group = [job for job in group if not job.future.done()]  # the client may have gone away
+        if not group:
+            return
+        texts = [text for job in group for text in job.texts]
+        try:
+            examples = await asyncio.to_thread(self.run, texts, options)
+        except Exception as exc:  # the server goes on
+            if len(group) == 1:
+                group[0].future.set_exception(exc)
+            else:
                 for job in group:
-                    if not job.future.done():
-                        job.future.set_exception(exc)
-                continue
-            self.stats.model_calls += 1
-            self.stats.requests += len(group)
-            self.stats.sentences += len(texts)
-            position = 0
-            for job in group:
-                if not job.future.done():  # the client may have gone away
-                    job.future.set_result(examples[position : position + len(job.texts)])
-                position += len(job.texts)
+                    await self._run_group([job], options)
+            return
+        self.stats.model_calls += 1
+        self.stats.requests += len(group)
+        self.stats.sentences += len(texts)
+        position = 0
+        for job in group:
+            if not job.future.done():
+                job.future.set_result(examples[position : position + len(job.texts)])
+            position += len(job.texts)

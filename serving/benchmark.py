@@ -1,7 +1,8 @@
 """Inference benchmarks of ``veille predict``, each against a baseline measured in the same run.
 
     python -m veille.serving.benchmark throughput --model runs/veille-quick
-    python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 50000
+    python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 --chars 5000 --chars 100000
+    python -m veille.serving.benchmark load --model runs/veille-quick --requests 400 --concurrency 8
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
@@ -11,7 +12,12 @@ encoder and entity-head weights (exported from the joint model as an
 ``AutoModelForTokenClassification``), on the same sentences, device and batch size.
 
 ``memory``: peak resident memory of a ``veille predict`` process over N sentences, for
-several N: streaming means it should not grow with the input.
+several N (streaming: it should not grow with the input), and over one unpunctuated
+article of N characters, a single sentence (bounded relation pairs: it should not grow
+with the sentence's length either).
+
+``load``: a bounded run of ``veille serve`` on 127.0.0.1: N requests from C concurrent
+clients, status counts and latency p50/p95 (each request's whole round trip).
 
 ``gpu``: sentences/s and tokens/s of a randomly initialised camembert-base-sized joint
 model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
@@ -29,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,32 +191,141 @@ def peak_rss_mb(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return usage.ru_maxrss / 1024, elapsed
 
 
+def unpunctuated_text(chars: int) -> str:
+    """``chars`` characters of corpus text without any punctuation: one sentence, however long.
+
+    The sentence splitter cuts only at punctuation and line breaks, so this is the worst
+    case for the model's per-sentence work (every entity pair of the text is in one sentence).
+    """
+    words: list[str] = []
+    length, count = 0, 256
+    while length < chars:
+        words = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in " ".join(corpus_sentences(count))).split()
+        length, count = len(" ".join(words)), count * 2
+    return " ".join(words)[:chars].rstrip()
+
+
 @app.command()
 def memory(
     model: ModelOption,
-    sizes: Annotated[list[int], typer.Option("--sizes", help="Numbers of sentences (repeat the option).")] = [10_000, 50_000],  # noqa: B006
+    sizes: Annotated[
+        list[int], typer.Option("--sizes", help="Numbers of sentences (repeat the option; 10,000 and 50,000 when neither --sizes nor --chars is given).")
+    ] = [],  # noqa: B006
+    chars: Annotated[
+        list[int], typer.Option("--chars", help="Characters of one unpunctuated article, a single sentence (repeat the option).")
+    ] = [],  # noqa: B006
     per_article: Annotated[int, typer.Option(help="Sentences per generated article.")] = 10,
     device: Annotated[str, typer.Option()] = "cpu",
     dtype: Annotated[str, typer.Option(help="--dtype of veille predict (bfloat16 is faster on CPUs with AMX).")] = "float32",
     threads: Annotated[int, typer.Option(help="OMP_NUM_THREADS of veille predict (0: torch's default).")] = 0,
     json_out: JsonOption = None,
 ) -> None:
-    """Peak RSS of `veille predict` for each input size (streaming: it should stay flat)."""
+    """Peak RSS of `veille predict` for each input size (streaming: flat) and each sentence length (bounded pairs: flat)."""
     runs = []
+    if not sizes and not chars:
+        sizes = [10_000, 50_000]
     with tempfile.TemporaryDirectory() as tmp:
+        inputs: list[tuple[dict[str, int], list[str]]] = []
         for size in sizes:
             texts = corpus_sentences(size)
-            source = Path(tmp) / f"articles-{size}.jsonl"
+            inputs.append(({"sentences": size}, [" ".join(texts[start : start + per_article]) for start in range(0, size, per_article)]))
+        inputs += [({"unpunctuated_chars": count}, [unpunctuated_text(count)]) for count in chars]
+        for what, articles in inputs:
+            source, output = Path(tmp) / "articles.jsonl", Path(tmp) / "out.jsonl"
             with source.open("w", encoding="utf-8") as handle:
-                for start in range(0, size, per_article):
-                    article = " ".join(texts[start : start + per_article])
-                    handle.write(json.dumps({"id": f"a{start}", "text": article}, ensure_ascii=False) + "\n")
-            command = [sys.executable, "-m", "veille", "predict", "--model", str(model), str(source), "-o", str(Path(tmp) / "out.jsonl"), "--device", device, "--dtype", dtype, "-q"]
+                for index, article in enumerate(articles):
+                    handle.write(json.dumps({"id": f"a{index}", "text": article}, ensure_ascii=False) + "\n")
+            command = [sys.executable, "-m", "veille", "predict", "--model", str(model), str(source), "-o", str(output), "--device", device, "--dtype", dtype, "-q"]
             rss, elapsed = peak_rss_mb(command, {"OMP_NUM_THREADS": str(threads)} if threads else {})
-            runs.append({"sentences": size, "peak_rss_mb": round(rss, 1), "seconds": round(elapsed, 1), "output_mb": round((Path(tmp) / "out.jsonl").stat().st_size / 2**20, 1)})
-            print(f"{size} sentences: peak RSS {rss:.0f} MB in {elapsed:.0f} s", file=sys.stderr)
-    result = {"benchmark": "memory", "model": str(model), "device": device, "dtype": dtype, "runs": runs, "max_over_min": round(max(r["peak_rss_mb"] for r in runs) / min(r["peak_rss_mb"] for r in runs), 3)}
+            runs.append({**what, "peak_rss_mb": round(rss, 1), "seconds": round(elapsed, 1), "output_mb": round(output.stat().st_size / 2**20, 1)})
+            print(f"{what}: peak RSS {rss:.0f} MB in {elapsed:.0f} s", file=sys.stderr)
+    result = {"benchmark": "memory", "model": str(model), "device": device, "dtype": dtype, "runs": runs}
+    for key in ("sentences", "unpunctuated_chars"):
+        peaks = [r["peak_rss_mb"] for r in runs if key in r]
+        if peaks:
+            result[f"max_over_min_{key}"] = round(max(peaks) / min(peaks), 3)
     _report(result, json_out)
+
+
+@app.command()
+def load(
+    model: ModelOption,
+    requests: Annotated[int, typer.Option(min=1, help="Requests to send, then stop (a bounded run).")] = 400,
+    concurrency: Annotated[int, typer.Option(min=1, help="Clients sending at the same time.")] = 8,
+    texts: Annotated[int, typer.Option(min=1, help="Corpus sentences per request.")] = 2,
+    device: Annotated[str, typer.Option()] = "cpu",
+    json_out: JsonOption = None,
+) -> None:
+    """A bounded load run: `veille serve` on 127.0.0.1 (a free port), ``requests`` requests from ``concurrency`` clients."""
+    import statistics
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from veille.annotation.labelstudio.server import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "veille", "serve", "--model", str(model), "--port", str(port), "--device", device],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    sentences = corpus_sentences(requests * texts)
+    bodies = [{"texts": sentences[i * texts : (i + 1) * texts]} for i in range(requests)]
+    try:
+        _wait_until_healthy(url, server)
+        with httpx.Client(base_url=url, timeout=120) as client, ThreadPoolExecutor(concurrency) as pool:
+
+            def send(body: dict[str, Any]) -> tuple[int, float]:
+                started = time.perf_counter()
+                status = client.post("/v1/extract", json=body).status_code
+                return status, time.perf_counter() - started
+
+            started = time.perf_counter()
+            answers = list(pool.map(send, bodies))
+            wall = time.perf_counter() - started
+            batching = client.get("/v1/info").json()["batching"]
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+    latencies = sorted(seconds for _, seconds in answers)
+    statuses: dict[str, int] = {}
+    for status, _ in answers:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    _report(
+        {
+            "benchmark": "load",
+            "model": str(model),
+            "device": device,
+            "requests": requests,
+            "concurrency": concurrency,
+            "texts_per_request": texts,
+            "statuses": statuses,
+            "p50_ms": round(1000 * statistics.median(latencies), 1),
+            "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1),
+            "max_ms": round(1000 * latencies[-1], 1),
+            "requests_per_s": round(requests / wall, 1),
+            "model_calls": batching["model_calls"],
+        },
+        json_out,
+    )
+
+
+def _wait_until_healthy(url: str, server: subprocess.Popen, timeout: float = 180) -> None:
+    """Poll ``/v1/health`` until it answers (model loaded), for at most ``timeout`` seconds."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"veille serve exited with {server.returncode} before answering")
+        try:
+            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"veille serve did not answer within {timeout:.0f} s")
 
 
 @app.command()

@@ -2,7 +2,8 @@
 
 Exit codes of ``veille predict``: 0 every article was processed; 1 some input was
 skipped (each one reported as ``file:line: field: message``), the rest is written;
-2 nothing was done (bad option, model directory that does not load).
+2 nothing was done (bad option, model directory that does not load); 130 interrupted
+(Ctrl-C or SIGTERM): no output file written, an earlier one left as it was.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from veille.annotation.articles import read_articles
+from veille.annotation.articles import read_articles, warn_duplicate_ids
+from veille.annotation.atomic import sigterm_as_ctrl_c
 from veille.annotation.validate import Problem
 
 from .pipeline import (
@@ -94,20 +96,28 @@ def predict(
     predictor = load_predictor(model, device, dtype)
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
     summary = RunSummary(show)
-    with (
-        open_writers(formats, output, predictor.schema, sys.stdout) as writers,
-        tqdm(desc="predict", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar,
-    ):
-        for item in predict_articles(predictor, read_articles(inputs), options):
-            if isinstance(item, Problem):
-                bar.write(f"skipped {item}", file=sys.stderr)
-                summary.skipped += 1
-                continue
-            for writer in writers:
-                writer.write(item)
-            summary.add(item)
-            bar.update(1)
-            bar.set_postfix(sentences=summary.sentences, refresh=False)
+    try:
+        with (
+            sigterm_as_ctrl_c(),  # a kill removes the temp files, as Ctrl-C does
+            open_writers(formats, output, predictor.schema, sys.stdout) as writers,
+            tqdm(desc="predict", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar,
+        ):
+            articles = warn_duplicate_ids(read_articles(inputs), lambda message: bar.write(f"warning: {message}", file=sys.stderr))
+            for item in predict_articles(predictor, articles, options):
+                if isinstance(item, Problem):
+                    bar.write(f"skipped {item}", file=sys.stderr)
+                    summary.skipped += 1
+                    continue
+                for writer in writers:
+                    writer.write(item)
+                summary.add(item)
+                bar.update(1)
+                bar.set_postfix(sentences=summary.sentences, refresh=False)
+    except KeyboardInterrupt:
+        kept = ", ".join(str(p) for p in paths if p is not None)
+        done = f"no output written ({kept} left as it was)" if kept else f"{summary.articles} article(s) written to stdout"
+        err.print(f"[yellow]interrupted[/yellow]: {done}; exit code 130", highlight=False)
+        raise typer.Exit(130) from None
     summary.print(", ".join(str(p) for p in paths if p is not None) or "stdout")
     if summary.skipped:
         err.print(f"[yellow]{summary.skipped} input(s) skipped[/yellow] (listed above); exit code 1", highlight=False)

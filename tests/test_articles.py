@@ -74,3 +74,26 @@ def test_stdin_as_text_or_jsonl():
     jsonl = list(read_articles(["-"], stdin=io.BytesIO(lines.encode())))
     assert [a.id for a in jsonl] == ["a0", "a1", "a2"]
     assert problems(read_articles(["-"], stdin=io.BytesIO(b""))) == ["<stdin>:0: <stdin>: empty input"]
+
+
+def test_dangling_symlink_and_empty_jsonl_are_reported(tmp_path):
+    (tmp_path / "a.txt").write_text("Meta recrute.", encoding="utf-8")
+    (tmp_path / "gone.txt").symlink_to(tmp_path / "deleted.txt")
+    (tmp_path / "empty.jsonl").write_text("\n\n", encoding="utf-8")
+    items = list(read_articles([tmp_path]))
+    assert [a.id for a in articles(items)] == ["a"]
+    assert problems(items) == [
+        f"{tmp_path / 'empty.jsonl'}:0: <file>: empty file: no articles",
+        f"{tmp_path / 'gone.txt'}:0: <file>: symbolic link to {tmp_path / 'deleted.txt'}, which is not a file",
+    ]
+
+
+def test_duplicate_article_ids_are_warned_and_both_kept(tmp_path):
+    from veille.annotation.articles import warn_duplicate_ids
+
+    path = tmp_path / "in.jsonl"
+    path.write_text("".join(json.dumps({"id": key, "text": f"Texte {i}."}) + "\n" for i, key in enumerate(["a", "b", "a"])), encoding="utf-8")
+    warnings = []
+    kept = articles(warn_duplicate_ids(read_articles([path]), warnings.append))
+    assert [a.text for a in kept] == ["Texte 0.", "Texte 1.", "Texte 2."]
+    assert warnings == [f"{path}:3: id: duplicate article id 'a' (first at {path}:1); outputs keyed by id will mix them"]

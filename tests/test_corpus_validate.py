@@ -31,7 +31,7 @@ runner = CliRunner()
 
 
 def write_lines(path, *records):
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records))
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))  # ASCII escapes: a lone surrogate can be written
     return path
 
 
@@ -65,6 +65,9 @@ CASES = [
     ("disallowed argument types", lambda r: r["relations"][2].update(head="T4", tail="T1"), "relations[2].label", "does not allow ORG → PER"),
     ("non-integer offset", lambda r: r["entities"][0].update(start="0"), "entities[0].start", "integers"),
     ("missing text", lambda r: r.pop("text"), "text", "missing"),
+    ("empty text", lambda r: r.update(text=" \n"), "text", "empty"),
+    ("non-finite score", lambda r: r["entities"][0].update(score=float("nan")), "entities[0].score", "nan is not a finite number"),
+    ("lone surrogate", lambda r: r["entities"][0].update(label="PER\ud800"), "entities[0].label", "lone surrogate U+D800 at character 3"),
 ]
 
 
@@ -82,6 +85,30 @@ def test_invalid_json_line(tmp_path):
     result = validate(path)
     assert result.exit_code == 1
     assert f"{path}:2: <line>: invalid JSON" in result.output
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('{"id": "x", "text": "Meta", "entities": [{"id": "T1", "start": ' + "9" * 5000 + ', "end": 4, "label": "ORG"}]}', "a number of more than 4300 digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"id": "x", "text": "Meta", "meta": ' + "[" * 200 + "]" * 200 + "}", "nested too deeply"),
+    ],
+    ids=["5000-digit number", "100000 nested arrays", "200 nested arrays"],
+)
+def test_hostile_json_is_a_reported_line_not_a_crash(tmp_path, line, message):
+    path = write_lines(tmp_path / "gold.jsonl", line, VALID)
+    result = validate(path)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert f"{path}:1: " in result.output and message in result.output and f"{path}:2" not in result.output
+
+
+def test_empty_file_is_said_to_be_empty(tmp_path):
+    path = tmp_path / "empty.jsonl"
+    path.write_text("\n  \n")
+    result = validate(path)
+    assert result.exit_code == 1
+    assert f"{path}:0: <file>: empty file: no examples" in result.output and "ok" not in result.output
 
 
 def test_duplicate_example_ids_across_files(tmp_path):

@@ -157,3 +157,78 @@ def test_start_refuses_a_busy_port_instead_of_moving_silently(tmp_path: Path) ->
         busy.listen()
         with pytest.raises(server.LabelStudioError, match="already in use"):
             server.start_server(tmp_path, busy.getsockname()[1], executable="/bin/false")
+
+
+def test_malformed_tasks_are_reported_with_their_id_and_the_rest_converted(tmp_path: Path) -> None:
+    good = annotation(1, 1, [GOOGLE])
+    region = good["result"][0]
+    malformed = [
+        {**task(10, "s10"), "annotations": {"id": 1}},
+        {**task(11, "s11"), "annotations": "done"},
+        task(12, "s12", {**good, "result": None}),
+        task(13, "s13", {key: value for key, value in good.items() if key != "result"}),
+        task(14, "s14", {**good, "result": 3}),
+        task(15, "s15", {**good, "result": [{**region, "value": {**region["value"], "labels": 3}}]}),
+        task(16, "s16", {**good, "result": [{**region, "score": "0.9"}]}),
+        task(17, "s17", {**good, "result": [{**region, "value": {**region["value"], "text": ["Google"]}}]}),
+        task(18, "s18", good, text="Google \ud800 rachète DeepMind."),
+        task(19, "s19", {**good, "id": [1]}),
+        {"id": 20, "data": [1, 2]},
+        None,
+    ]
+    mixed_ids = task(21, "s21", annotation(1, 1, [GOOGLE], when="2026-01-01T00:00:00Z"), {**annotation(2, 1, [GOOGLE]), "id": "b", "updated_at": "2026-01-01T00:00:00Z"})
+    export = tmp_path / "export.json"
+    export.write_text(json.dumps([*malformed, mixed_ids, task(2, "s2", annotation(2, 1, [DEEPMIND]))]), encoding="utf-8")
+    result = CliRunner().invoke(app, ["annotate", "convert", str(export), "-o", str(tmp_path / "gold.jsonl")], env={"COLUMNS": "300"})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    for expected in [
+        "task 10: annotations: Input should be a valid list",
+        "task 11: annotations: Input should be a valid list",
+        "task 12: annotations[0].result: Input should be a valid list",
+        "task 13: annotations[0].result: Field required",
+        "task 14: annotations[0].result: Input should be a valid list",
+        "task 15: annotations[0].result[0].value.labels: Input should be a valid list",
+        "task 16: annotations[0].result[0].score: Input should be a valid number",
+        "task 17: annotations[0].result[0].value.text: Input should be a valid string",
+        "task 18: data.text: not valid Unicode: lone surrogate U+D800 at character 7",
+        "task 19: annotations[0].id: an id is an integer or a string, not list",
+        "task 20: data: Input should be a valid dictionary",
+        "task #12 of the export: expected a task object, got NoneType",
+    ]:
+        assert expected in result.output
+    assert "12 invalid example(s)" in result.output
+    assert [e.id for e in read_corpus(tmp_path / "gold.jsonl")] == ["s21", "s2"]
+
+
+def test_regions_of_another_control_are_rejected_not_taken_as_entities(tmp_path: Path) -> None:
+    good = annotation(1, 1, [GOOGLE, DEEPMIND])
+    google, deepmind = good["result"]
+    tasks = [task(1, "s1", {**good, "result": [{**google, "from_name": "sentiment"}, {**deepmind, "to_name": "title"}]}), task(2, "s2", annotation(2, 1, [DEEPMIND]))]
+    code, out, gold = convert(tmp_path, tasks)
+    assert code == 1
+    assert "region g: drawn with 'sentiment' on 'text', not this config's 'label' on 'text'" in out
+    assert "region d: drawn with 'label' on 'title'" in out
+    assert {e.id: e.entities for e in read_corpus(gold)} == {"s1": [], "s2": [DEEPMIND]}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty file"),
+        ("[" + '{"id": ' + "1" * 5000 + "}]", "a number of more than 4300 digits"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+    ],
+    ids=["empty", "5000-digit number", "100000 nested arrays"],
+)
+def test_an_unreadable_export_is_refused_whole_with_a_message(tmp_path: Path, content: str, message: str) -> None:
+    export = tmp_path / "export.json"
+    export.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(app, ["annotate", "convert", str(export), "-o", str(tmp_path / "g.jsonl")], env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert message in result.output and not (tmp_path / "g.jsonl").exists()
+
+
+def test_an_empty_text_never_becomes_an_example(tmp_path: Path) -> None:
+    code, out, gold = convert(tmp_path, [task(1, "s1", annotation(1, 1, []), text="  "), task(2, "s2", annotation(2, 1, [DEEPMIND]))])
+    assert code == 1 and "task 1 (s1) text: empty" in out
+    assert [e.id for e in read_corpus(gold)] == ["s2"]

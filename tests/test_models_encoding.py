@@ -157,3 +157,30 @@ def test_gold_pairs_keep_every_label_written_for_them():
     pairs = build_pairs(entities, [(0, 1), (5, 6)], SCHEMA, 0, gold)
     labels = SCHEMA.relation_labels
     assert [{labels[k] for k in p.targets} for p in pairs] == [{"FOUNDED", "EMPLOYEE_OF"}]
+
+
+def test_binary_searches_agree_with_their_definitions(tokenizer, repo):
+    """entity_token_range and best_window (binary searches, for long sentences) against the plain definitions."""
+    import random
+
+    from veille.models.encoding import best_window, entity_token_range
+
+    rng = random.Random(5)
+    examples = read_corpus(sorted((repo / "annotation" / "corpus").glob("*.jsonl")))[:400]
+    texts = [(e.text, e.entities) for e in examples] + [("  Meta\u00a0\u00a0à  Paris  \t 🙂🙂 l'OpenAI  ", [])]
+    checked = 0
+    for text, gold in texts:
+        enc = encode(tokenizer, text)
+        starts = [rng.randrange(len(text)) for _ in range(6)]
+        for entity in list(gold) + [Entity("r", s, min(len(text), s + rng.randint(1, 20)), "ORG") for s in starts]:
+            covered = [i for i, (s, e) in enumerate(enc.offsets) if s < entity.end and e > entity.start]
+            if covered:
+                assert entity_token_range(enc, entity) == (covered[0], covered[-1])
+                checked += 1
+    assert checked > 2000
+    for n_tokens, size, stride in ((1, 8, 4), (100, 10, 5), (1000, 62, 16), (3000, 254, 64), (500, 9, 2)):
+        spans = windows(n_tokens, size, stride)
+        for position in range(n_tokens):
+            holding = [i for i, w in enumerate(spans) if w.start <= position < w.end]
+            expected = max(holding, key=lambda i: min(position - spans[i].start, spans[i].end - 1 - position))
+            assert best_window(position, spans) == expected

@@ -67,7 +67,7 @@ def test_model_directory_holds_everything_and_names_its_version(tiny_trained_mod
     assert "relation thresholds, tuned per label on dev: EMPLOYEE_OF 0." in card
 
 
-@pytest.mark.parametrize("missing", ["model.safetensors", "schema.json", "joint_config.json"])
+@pytest.mark.parametrize("missing", ["model.safetensors", "schema.json", "joint_config.json", "tokenizer.json"])
 def test_incomplete_directory_is_refused_naming_the_missing_file(tmp_path, tiny_trained_model, missing):
     broken = tmp_path / "model"
     shutil.copytree(tiny_trained_model, broken)
@@ -82,6 +82,51 @@ def test_corrupt_weights_are_refused(tmp_path, tiny_trained_model):
     (broken / "model.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(CheckpointError, match="cannot load the model"):
         load_model(broken)
+
+
+@pytest.mark.parametrize(("tensor", "value"), [("relation_head.3.weight", float("nan")), ("token_head.bias", float("inf"))])
+def test_non_finite_weights_of_the_right_size_are_refused(tmp_path, tiny_trained_model, tensor, value):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, broken)
+    with safe_open(str(broken / "model.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    weights = load_file(str(broken / "model.safetensors"))
+    weights[tensor][0] = value
+    save_file(weights, str(broken / "model.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match=rf"model.safetensors is corrupt: 1 tensor\(s\) hold NaN or infinite values \({tensor}\)"):
+        load_model(broken)
+
+
+def test_an_edited_schema_is_refused_a_reworded_one_accepted(tmp_path, tiny_trained_model):
+    edited = tmp_path / "model"
+    shutil.copytree(tiny_trained_model, edited)
+    schema = json.loads((edited / "schema.json").read_text())
+    schema["relations"][0]["description"] = "reworded for annotators"
+    (edited / "schema.json").write_text(json.dumps(schema))
+    load_model(edited)
+    schema["relations"][0]["head"] = schema["relations"][0]["tail"]  # other allowed argument types than in training
+    (edited / "schema.json").write_text(json.dumps(schema))
+    with pytest.raises(CheckpointError, match="schema.json is not the schema this model was trained with"):
+        load_model(edited)
+
+
+def test_no_non_finite_score_nor_forbidden_relation_ever_comes_out(tiny_trained_model):
+    """Whatever the heads compute (here NaN, as from corrupt weights loaded in memory): nothing unwritable or forbidden."""
+    predictor = Predictor.load(tiny_trained_model, device="cpu")
+    with torch.no_grad():
+        for parameter in predictor.model.relation_head.parameters():
+            parameter.fill_(float("nan"))
+    examples = predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta.", LONG], relation_threshold=0.0)
+    assert any(e.entities for e in examples)
+    for example in examples:
+        json.dumps(example.to_json(), allow_nan=False)
+        assert example.relations == []
+    with torch.no_grad():
+        predictor.model.token_head.bias.fill_(float("nan"))
+    assert all(e.entities == [] for e in predictor.predict(["Alexandr Wang, PDG de Scale AI, rejoint Meta."]))
 
 
 def test_weights_and_marker_from_two_saves_are_refused(tmp_path, tiny_trained_model):
@@ -158,3 +203,67 @@ def test_inference_precision_follows_the_one_policy_of_devices(monkeypatch, tiny
     assert Predictor.load(tiny_trained_model, device="cpu", dtype="float32").dtype == "float32"
     with pytest.raises(ValueError, match="unknown dtype 'float8'"):
         Predictor.load(tiny_trained_model, device="cpu", dtype="float8")
+
+
+# --- bounded relation work: memory flat in sentence length (issue 17, item 1) ---
+
+
+def test_candidate_pair_caps_keep_every_gold_pair_of_the_shipped_corpus(repo):
+    from veille.annotation.corpus import read_corpus
+    from veille.models.decoding import pair_entities
+
+    schema = load_schema()
+    examples = read_corpus(sorted((repo / "annotation" / "corpus").glob("*.jsonl")))
+    lost = []
+    for example in examples:
+        candidates = {(head.id, tail.id) for head, tail in pair_entities(example.entities, schema)}
+        lost += [(example.id, r) for r in example.relations if (r.head, r.tail) not in candidates]
+    assert sum(len(e.relations) for e in examples) > 2000 and lost == []
+
+
+def test_candidate_pairs_grow_linearly_with_sentence_length():
+    """2,000 entities in one unpunctuated sentence: a bounded number of candidates per entity, not 2,000² pairs."""
+    from veille.annotation.document import Entity
+    from veille.models.decoding import MAX_PAIR_GAP, MAX_PAIR_NEIGHBOURS, pair_entities
+
+    entities = [Entity(f"T{i}", 10 * i, 10 * i + 6, "ORG") for i in range(2000)]
+    pairs = pair_entities(entities, load_schema())
+    assert len(pairs) <= 2 * MAX_PAIR_NEIGHBOURS * len(entities)
+    assert all(max(h.start, t.start) - min(h.end, t.end) <= MAX_PAIR_GAP for h, t in pairs)
+    found = {(h.id, t.id) for h, t in pairs}
+    assert {("T0", "T1"), ("T1", "T0"), ("T500", "T520")} <= found and ("T0", "T1999") not in found
+
+
+def test_relation_head_runs_in_bounded_chunks_with_the_same_result(predictor, monkeypatch):
+    import veille.models.predictor as predictor_module
+    from veille.annotation.document import Entity, Example
+
+    words = [f"Société{i}" for i in range(600)]
+    text = " ".join(words)
+    starts = [sum(len(w) + 1 for w in words[:i]) for i in range(len(words))]
+    entities = [Entity(f"T{i + 1}", start, start + len(word), "ORG" if i % 3 else "PER") for i, (start, word) in enumerate(zip(starts, words))]
+    sizes = []
+    original = predictor.model.relation_logits
+
+    def recording(states, pair_sentence, *args):
+        sizes.append(len(pair_sentence))
+        return original(states, pair_sentence, *args)
+
+    monkeypatch.setattr(predictor.model, "relation_logits", recording)
+    chunked = predictor.predict_relations([Example("long", text, entities)], relation_threshold=0.0)[0]
+    assert len(sizes) > 1 and max(sizes) <= predictor_module.PAIR_CHUNK
+    monkeypatch.setattr(predictor_module, "PAIR_CHUNK", predictor_module.PAIR_BUCKET)
+    smaller = predictor.predict_relations([Example("long", text, entities)], relation_threshold=0.0)[0]
+    assert chunked.relations and [(r.head, r.tail, r.label) for r in smaller.relations] == [(r.head, r.tail, r.label) for r in chunked.relations]
+
+
+def test_a_long_sentence_goes_through_the_encoder_a_batch_of_windows_at_a_time(predictor):
+    windows = []
+    handle = predictor.model.encoder.register_forward_pre_hook(lambda module, args, kwargs: windows.append(kwargs["input_ids"].shape[0]), with_kwargs=True)
+    try:
+        small = predictor.predict([LONG], batch_size=2)[0]
+    finally:
+        handle.remove()
+    assert len(windows) > 1 and max(windows) <= 2
+    whole = predictor.predict([LONG], batch_size=64)[0]
+    assert [e.span() for e in small.entities] == [e.span() for e in whole.entities]

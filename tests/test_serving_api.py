@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -64,12 +65,18 @@ def test_request_thresholds(server) -> None:
         ({"articles": [{"id": "a", "text": "Meta."}, {"id": "b", "text": " "}]}, 422, "articles[1] (id 'b') is empty"),
         ({"texts": ["a"], "articles": [{"id": "x", "text": "b"}]}, 422, "exactly one of 'texts'"),
         ({"texts": ["a"], "relation_threshold": 1.5}, 422, "less than or equal to 1"),
+        ({"texts": ["a"], "relation_threshold": float("nan")}, 422, "finite number"),
+        ({"texts": ["a"], "min_entity_score": float("inf")}, 422, "finite number"),
+        ({"texts": ["Meta rachète \ud800 Scale AI."]}, 422, '"loc":["body","texts",0],"msg":"Value error, not valid Unicode: lone surrogate U+D800'),
+        ({"articles": [{"id": "a\udfff", "text": "Meta."}]}, 422, '"loc":["body","articles",0,"id"]'),
     ],
 )
 def test_limits_and_bad_requests_get_clear_4xx(server, body, status, message) -> None:
-    response = httpx.post(f"{server}/v1/extract", json=body, timeout=30)
+    """Sent as ASCII JSON, as a client would write NaN or a lone surrogate (``\\ud800``); the error body is JSON too."""
+    response = httpx.post(f"{server}/v1/extract", content=json.dumps(body), headers={"content-type": "application/json"}, timeout=30)
     assert response.status_code == status
     assert message in response.text
+    assert response.json()
 
 
 def test_streamed_body_over_the_limit_is_refused(server) -> None:
@@ -100,6 +107,48 @@ def test_concurrent_requests_share_model_calls(server) -> None:
     assert after["model_calls"] - before["model_calls"] < 12
 
 
+def test_a_poisoned_request_fails_alone_among_concurrent_ones(server) -> None:
+    """8 concurrent requests batched together, one of them with a lone surrogate: it gets 422, the 7 others 200."""
+    bodies = [{"texts": [f"{TEXTS[1]} ({i})"]} for i in range(8)]
+    bodies[3] = {"texts": ["Meta \ud800 rachète Scale AI."]}
+    with ThreadPoolExecutor(8) as pool:
+        responses = list(pool.map(lambda body: httpx.post(f"{server}/v1/extract", content=json.dumps(body), headers={"content-type": "application/json"}, timeout=60), bodies))
+    assert [r.status_code for r in responses] == [200] * 3 + [422] + [200] * 4
+    assert [r.json()["results"][0]["text"] for i, r in enumerate(responses) if i != 3] == [f"{TEXTS[1]} ({i})" for i in range(8) if i != 3]
+
+
+def test_a_request_that_makes_the_model_fail_does_not_fail_the_others_of_its_call() -> None:
+    """The batcher retries the rest of a failed call without the failing request (texts the door let in)."""
+    import asyncio
+
+    from veille.annotation.document import Example
+    from veille.serving.batcher import MicroBatcher
+    from veille.serving.pipeline import PredictOptions
+
+    calls = []
+
+    def run(texts: list[str], options: PredictOptions) -> list[Example]:
+        calls.append(len(texts))
+        if "poison" in texts:
+            raise RuntimeError("the model failed on this text")
+        return [Example(str(i), text) for i, text in enumerate(texts)]
+
+    async def scenario() -> list:
+        batcher = MicroBatcher(run, max_wait_s=0.2)
+        batcher.start()
+        try:
+            texts = [[f"text {i}", f"more {i}"] for i in range(8)]
+            texts[5] = ["poison"]
+            return await asyncio.gather(*(batcher.predict(t, PredictOptions()) for t in texts), return_exceptions=True)
+        finally:
+            await batcher.stop()
+
+    results = asyncio.run(scenario())
+    assert isinstance(results[5], RuntimeError)
+    assert [[e.text for e in r] for i, r in enumerate(results) if i != 5] == [[f"text {i}", f"more {i}"] for i in range(8) if i != 5]
+    assert calls[0] == 15 and len(calls) == 1 + 8  # one shared call, then each request alone
+
+
 def test_label_studio_ml_backend_protocol(server, predictor) -> None:
     """What Label Studio sends to an ML backend, and predictions it can display (spans, relations, scores, version)."""
     assert httpx.get(f"{server}/health").json()["status"] == "UP"
@@ -120,6 +169,9 @@ def test_label_studio_ml_backend_protocol(server, predictor) -> None:
     assert httpx.post(f"{server}/webhook", json={"action": "ANNOTATION_CREATED", "project": {}}).status_code == 200
     bad = httpx.post(f"{server}/predict", json={"tasks": [{"id": 1, "data": {"image": "x.png"}}]})
     assert bad.status_code == 422 and "data.text" in bad.text
+    for data in ([1, 2], "text", None, {"text": 3}):
+        bad = httpx.post(f"{server}/predict", json={"tasks": [{"id": 1, "data": data}]})
+        assert bad.status_code == 422 and '"loc":["body","tasks",0,"data"' in bad.text
     long = httpx.post(f"{server}/predict", json={"tasks": [{"id": 1, "data": {"text": ""}}, {"id": 2, "data": {"text": "Meta. " * 400}}]})
     assert long.status_code == 422 and "tasks[1] has 2400 characters" in long.text  # the index counts empty tasks too
 

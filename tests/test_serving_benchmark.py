@@ -1,6 +1,8 @@
-"""The benchmark's baseline is fair: the exported token classifier computes the joint model's entity logits."""
+"""Inference benchmarks: the baseline is fair (the exported token classifier computes the joint model's entity logits), the inputs and the load run."""
 
 from __future__ import annotations
+
+import json
 
 import torch
 from transformers import AutoModelForTokenClassification, pipeline
@@ -26,3 +28,29 @@ def test_exported_token_classifier_has_the_joint_models_weights(tiny_trained_mod
 def test_corpus_sentences_cycles_real_sentences() -> None:
     sentences = corpus_sentences(500)
     assert len(sentences) == 500 and all(s.strip() for s in sentences)
+
+
+def test_unpunctuated_text_is_one_sentence_of_the_asked_length() -> None:
+    import unicodedata
+
+    from veille.annotation.sentences import split_sentences
+    from veille.serving.benchmark import unpunctuated_text
+
+    for chars in (5_000, 20_000):
+        text = unpunctuated_text(chars)
+        assert chars - 1 <= len(text) <= chars and len(split_sentences(text)) == 1
+        assert not any(unicodedata.category(ch).startswith("P") for ch in text) and "  " not in text
+
+
+def test_bounded_load_run_against_a_local_server(tiny_trained_model, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from veille.serving.benchmark import app
+
+    out = tmp_path / "load.json"
+    result = CliRunner().invoke(app, ["load", "--model", str(tiny_trained_model), "--requests", "24", "--concurrency", "4", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    figures = json.loads(out.read_text())
+    assert figures["statuses"] == {"200": 24} and figures["concurrency"] == 4
+    assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["max_ms"]
+    assert figures["model_calls"] < 24  # concurrent requests shared model calls

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from itertools import count
 
 import pytest
@@ -88,12 +93,63 @@ def test_bad_inputs_are_reported_skipped_and_the_rest_is_written(tiny_trained_mo
     assert ids == ["j1", "j4", "2025/meta", "mistral"]
 
 
+def test_hostile_jsonl_lines_are_reported_and_skipped_never_abort_the_run(tiny_trained_model, tmp_path) -> None:
+    """A huge number, 100,000 nested arrays, a lone surrogate: each a reported line, the rest predicted."""
+    jsonl = tmp_path / "hostile.jsonl"
+    lines = [
+        json.dumps({"id": "first", "text": ARTICLES["meta"]}),
+        '{"id": ' + "7" * 5000 + ', "text": "Meta rachète Scale AI."}',
+        "[" * 100_000 + "]" * 100_000,
+        '{"id": "surrogate", "text": "Meta \\ud800 rachète Scale AI."}',
+        '{"id": "nan", "text": "Meta rachète Scale AI.", "score": NaN}',
+        json.dumps({"id": "last", "text": ARTICLES["mistral"]}),
+    ]
+    jsonl.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    result = predict(jsonl, "--model", tiny_trained_model, "-o", out, "-q")
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
+    assert f"{jsonl}:2: <line>: a number of more than 4300 digits" in result.stderr
+    assert f"{jsonl}:3: <line>: nested too deeply" in result.stderr
+    assert f"{jsonl}:4: text: not valid Unicode: lone surrogate U+D800 at character 5" in result.stderr
+    assert f"{jsonl}:5: score: nan is not a finite number" in result.stderr
+    assert "4 input(s) skipped" in result.stderr
+    assert [json.loads(line)["id"] for line in out.read_text(encoding="utf-8").splitlines()] == ["first", "last"]
+
+
+def test_sigterm_leaves_the_previous_output_and_no_temp_file(tiny_trained_model, tmp_path) -> None:
+    """SIGTERM while predicting (here: waiting for more stdin) unwinds like Ctrl-C; a dead writer's temp file goes at start."""
+    out = tmp_path / "out.jsonl"
+    out.write_text("previous\n", encoding="utf-8")
+    stale = tmp_path / ".out.jsonl.999999999.abcd1234.tmp"  # left by a writer killed with kill -9
+    stale.write_text("half", encoding="utf-8")
+    alive = tmp_path / f".out.jsonl.{os.getpid()}.abcd1234.tmp"  # a writer still running: kept
+    alive.write_text("half", encoding="utf-8")
+    command = [sys.executable, "-m", "veille", "predict", "-", "--model", str(tiny_trained_model), "-o", str(out), "--device", "cpu", "-q"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdin.write(json.dumps({"id": "a", "text": ARTICLES["meta"]}).encode() + b"\n")
+    process.stdin.flush()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(f".out.jsonl.{process.pid}.*.tmp")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob(f".out.jsonl.{process.pid}.*.tmp")) and not stale.exists()
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert "interrupted: no output written" in process.stderr.read().decode()
+    assert out.read_text(encoding="utf-8") == "previous\n" and alive.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([out.name, alive.name])
+
+
 def test_stdin_jsonl_to_stdout(tiny_trained_model) -> None:
     stdin = "".join(json.dumps({"id": key, "text": text}, ensure_ascii=False) + "\n" for key, text in ARTICLES.items())
     result = predict("-", "--model", tiny_trained_model, "-q", stdin=stdin.encode("utf-8"))
     assert result.exit_code == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert [(line["id"], line["text"]) for line in lines] == list(ARTICLES.items())
+    twice = stdin + json.dumps({"id": "meta", "text": ARTICLES["mistral"]}, ensure_ascii=False) + "\n"
+    result = predict("-", "--model", tiny_trained_model, "-q", stdin=twice.encode("utf-8"))
+    assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
+    assert "warning: <stdin>:3: id: duplicate article id 'meta' (first at <stdin>:2)" in result.stderr
 
 
 def test_chunking_across_articles_does_not_change_results(predictor, corpus) -> None:

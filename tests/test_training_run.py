@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -16,7 +19,9 @@ from veille.annotation.corpus import CorpusError, read_corpus
 from veille.annotation.scoring import score_entities, score_relations
 from veille.models.base import BaseModelError
 from veille.models.predictor import Predictor
+from veille.training import trainer
 from veille.training.config import TrainConfig
+from veille.training.evaluate import Evaluation
 from veille.training.trainer import TrainingError, train
 
 runner = CliRunner()
@@ -89,6 +94,85 @@ def test_resume_continues_an_interrupted_run(tmp_path, tiny_base_model, mini_gol
     assert not (output / ".resume").exists()
     with pytest.raises(TrainingError, match="nothing to resume"):
         train(config, resume=True, progress=False)
+
+
+@dataclasses.dataclass
+class EveryEpochBest(Evaluation):
+    """The real dev evaluation, with a score that rises every epoch: the model directory then holds the last epoch's weights."""
+
+    epoch: int = 0
+
+    @property
+    def score(self) -> float:
+        return float(self.epoch)
+
+
+@contextlib.contextmanager
+def last_epoch_kept() -> Iterator[None]:
+    calls = []
+
+    def rising(*args, **kwargs) -> EveryEpochBest:
+        calls.append(1)
+        return EveryEpochBest(**vars(trainer.evaluate.__wrapped__(*args, **kwargs)), epoch=len(calls))
+
+    rising.__wrapped__ = trainer.evaluate
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trainer, "evaluate", rising)
+        yield
+
+
+def weights(output):
+    from safetensors.torch import load_file
+
+    return load_file(str(output / "model.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory, tiny_base_model, mini_gold):
+    output = tmp_path_factory.mktemp("uninterrupted") / "model"
+    with last_epoch_kept():
+        result = train(tiny_config(tiny_base_model, mini_gold, output, epochs=3), progress=False)
+    return result, weights(output)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        pytest.param("epoch", id="killed-during-epoch-3"),
+        pytest.param("save", id="killed-between-optimizer-and-run-state-of-epoch-2"),
+    ],
+)
+def test_a_resumed_run_equals_the_uninterrupted_run(tmp_path, tiny_base_model, mini_gold, uninterrupted, where):
+    """Same weights bit for bit on CPU: data order, dropout RNG, optimizer and scheduler all continue exactly."""
+    config = tiny_config(tiny_base_model, mini_gold, tmp_path / "model", epochs=3)
+    with last_epoch_kept():
+        with pytest.MonkeyPatch.context() as patch:
+            if where == "epoch":
+                real_epoch = trainer._train_epoch
+
+                def train_epoch(*args, **kwargs):
+                    if args[6].startswith("epoch 3/"):
+                        raise KeyboardInterrupt
+                    return real_epoch(*args, **kwargs)
+
+                patch.setattr(trainer, "_train_epoch", train_epoch)
+            else:
+                real_save, saves = trainer.Accelerator.save_state, []
+
+                def save_state(self, *args, **kwargs):
+                    real_save(self, *args, **kwargs)
+                    saves.append(1)
+                    if len(saves) == 2:
+                        raise KeyboardInterrupt
+
+                patch.setattr(trainer.Accelerator, "save_state", save_state)
+            with pytest.raises(KeyboardInterrupt):
+                train(config, progress=False)
+        resumed = train(config, resume=True, progress=False)
+    reference, expected = uninterrupted
+    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in reference.history]
+    got = weights(tmp_path / "model")
+    assert got.keys() == expected.keys() and all(torch.equal(got[name], expected[name]) for name in got)
 
 
 def test_bad_training_inputs_are_refused_clearly(tmp_path, tiny_base_model, mini_gold):

@@ -108,14 +108,13 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
 
     state = {"epoch": 0, "best_score": -1.0, "best_epoch": 0, "best": {}, "bad_epochs": 0, "history": [], "train_time_s": 0.0, "sentences": 0}
     if resume:
-        accelerator.load_state(str(state_dir))
-        state = json.loads((state_dir / "trainer_state.json").read_text(encoding="utf-8"))
+        state = _load_resume_state(accelerator, state_dir)
         accelerator.print(f"resuming {output} after epoch {state['epoch']}")
     hardware = _hardware(accelerator)
     for epoch in range(state["epoch"], config.epochs):
         if state["bad_epochs"] >= config.patience:
             break
-        batches.set_epoch(epoch)
+        loader.set_epoch(epoch)  # the prepared loader's epoch, which it passes to the sampler: a resumed run keeps the data order
         if augmenter is not None:
             augmenter.set_epoch(epoch)
         pairs_of = partial(PredictedPairs, schema, joint.bio_labels) if epoch >= config.predicted_pairs_after else None
@@ -149,10 +148,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
                 save_model(output, unwrapped, tokenizer, schema, config.to_dict(portable=True), config.portable_base_model, {"metrics.json": _metrics_json(state, config, hardware, train_examples, dev_examples)})
         else:
             state["bad_epochs"] += 1
-        accelerator.wait_for_everyone()
-        accelerator.save_state(str(state_dir))
-        if accelerator.is_main_process:
-            atomic_write_text(state_dir / "trainer_state.json", json.dumps(state, indent=2))  # a kill mid-write must not break --resume
+        _save_resume_state(accelerator, state_dir, state)
     result = TrainResult(
         output=output,
         best_epoch=state["best_epoch"],
@@ -167,6 +163,32 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         _finish(result, state, config, schema, train_examples, dev_examples)
         shutil.rmtree(state_dir, ignore_errors=True)
     return result
+
+
+def _save_resume_state(accelerator: Accelerator, state_dir: Path, state: dict[str, Any]) -> None:
+    """Save what decides the next epoch: weights, optimizer, scheduler, every RNG (accelerate), and the run's counters.
+
+    Each epoch's accelerate state goes to a folder of its own, and ``trainer_state.json``,
+    which names that folder, is written last and atomically: a kill at any moment leaves
+    it naming a complete state (the previous epoch's until the new one is whole), never
+    counters of one epoch with the optimizer of another.
+    """
+    checkpoint = f"epoch-{state['epoch']}"
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(state_dir / checkpoint))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        atomic_write_text(state_dir / "trainer_state.json", json.dumps({**state, "checkpoint": checkpoint}, indent=2))
+        for old in state_dir.glob("epoch-*"):
+            if old.name != checkpoint:
+                shutil.rmtree(old, ignore_errors=True)
+
+
+def _load_resume_state(accelerator: Accelerator, state_dir: Path) -> dict[str, Any]:
+    """Restore the state :func:`_save_resume_state` named last; return the run's counters."""
+    state = json.loads((state_dir / "trainer_state.json").read_text(encoding="utf-8"))
+    accelerator.load_state(str(state_dir / state.pop("checkpoint")))
+    return state
 
 
 def _train_epoch(

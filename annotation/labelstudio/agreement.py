@@ -15,6 +15,7 @@ from ..document import Example
 from ..schema import Schema
 from ..scoring import Counts, ScoreReport, score_entities, score_relations
 from .convert import annotation_example, has_text, live_annotations
+from .shape import check_tasks
 
 
 @dataclass
@@ -52,7 +53,7 @@ def agreement(tasks: list[dict[str, Any]], schema: Schema, names: dict[int, str]
     """Score every pair of annotators over the tasks both submitted (each one's latest annotation)."""
     by_pair: dict[tuple[str, str], tuple[list[Example], list[Example]]] = {}
     result = Agreement()
-    for task in tasks:
+    for task in check_tasks(tasks)[0]:  # tasks of a wrong shape are left out (convert reports them)
         if not has_text(task):
             continue  # no sentence to compare annotations on (convert reports these tasks)
         latest: dict[str, Example] = {}

@@ -6,7 +6,6 @@ from ``--token`` or ``LABEL_STUDIO_API_KEY`` (``--url`` or ``LABEL_STUDIO_URL``)
 
 from __future__ import annotations
 
-import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from ..atomic import sigterm_as_ctrl_c
 from ..cli import SchemaOption, console, err, schema_or_exit
 
 annotate_app = typer.Typer(help="Label Studio loop: config, server, push, pull, convert, agreement.", no_args_is_help=True)
@@ -56,11 +56,6 @@ def server(
     _run_server(ServerArgs(data_dir, port, host, email, password, token))
 
 
-def _interrupt(*_) -> None:
-    """SIGTERM stops the server like Ctrl-C does, so Label Studio never outlives this command."""
-    raise KeyboardInterrupt
-
-
 def _run_server(args: ServerArgs) -> None:
     from .server import Account, LabelStudioError, init_data_dir, is_initialised, saved_token, start_server, token_works
 
@@ -75,21 +70,21 @@ def _run_server(args: ServerArgs) -> None:
     except LabelStudioError as exc:
         err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        if token and not token_works(running.url, token):
-            err.print("[yellow]warning:[/yellow] the API token is not accepted by this server (data dir initialised with another one)")
-        console.print(f"Label Studio is running at {running.url}  (log: {running.log})", markup=False, highlight=False, soft_wrap=True)
-        console.print(f"export LABEL_STUDIO_URL={running.url}", markup=False, highlight=False, soft_wrap=True)
-        if token:
-            console.print(f"export LABEL_STUDIO_API_KEY={token}", markup=False, highlight=False, soft_wrap=True)
-        running.process.wait()
-        err.print(f"[red]Label Studio exited[/red] with code {running.process.returncode}; see {running.log}")
-        raise typer.Exit(1)
-    except KeyboardInterrupt:
-        err.print("stopping Label Studio…")
-    finally:
-        running.stop()
+    with sigterm_as_ctrl_c():  # so that Label Studio never outlives this command
+        try:
+            if token and not token_works(running.url, token):
+                err.print("[yellow]warning:[/yellow] the API token is not accepted by this server (data dir initialised with another one)")
+            console.print(f"Label Studio is running at {running.url}  (log: {running.log})", markup=False, highlight=False, soft_wrap=True)
+            console.print(f"export LABEL_STUDIO_URL={running.url}", markup=False, highlight=False, soft_wrap=True)
+            if token:
+                console.print(f"export LABEL_STUDIO_API_KEY={token}", markup=False, highlight=False, soft_wrap=True)
+            running.process.wait()
+            err.print(f"[red]Label Studio exited[/red] with code {running.process.returncode}; see {running.log}")
+            raise typer.Exit(1)
+        except KeyboardInterrupt:
+            err.print("stopping Label Studio…")
+        finally:
+            running.stop()
 
 
 @annotate_app.command()
@@ -111,7 +106,7 @@ def push(
     if not (inputs or gold or predictions):
         err.print("[red]error:[/red] nothing to push: give articles, --gold or --predictions")
         raise typer.Exit(2)
-    sentences, problems = sentence_examples(inputs or [])
+    sentences, problems = sentence_examples(inputs or [], lambda message: err.print(f"[yellow]warning[/yellow] {escape(message)}", highlight=False, soft_wrap=True))
     tasks = []
     try:
         examples = read_corpus(gold, loaded) if gold else []

@@ -8,16 +8,17 @@ kept example passes the gold validator, and everything left out is counted or re
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..document import Example
+from ..safejson import JsonInputError, decode
 from ..schema import Schema
 from ..scoring import score_entities, score_relations
 from ..validate import check_example
 from .results import TO_NAME, Issue, results_to_example
+from .shape import check_tasks
 
 
 class ExportError(ValueError):
@@ -38,21 +39,31 @@ class Conversion:
         return [issue for issue in self.issues if issue.dropped]
 
 
-def read_export(path: Path) -> list[dict[str, Any]]:
-    """The tasks of a Label Studio JSON export file (``Export → JSON``, or the snapshot API)."""
+def read_export(path: Path) -> list[Any]:
+    """The tasks of a Label Studio JSON export file (``Export → JSON``, or the snapshot API), unchecked.
+
+    Only the file as a whole is refused here (unreadable, not JSON, not an array); each
+    task's shape is checked by :func:`convert_tasks`, which reports bad tasks and keeps the rest.
+    """
     try:
-        tasks = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: cannot read a JSON export: {exc}") from None
-    if not isinstance(tasks, list) or not all(isinstance(t, dict) and isinstance(t.get("data"), dict) for t in tasks):
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ExportError(f"{path}: cannot read a JSON export: {exc.strerror}") from None
+    if not data.strip():
+        raise ExportError(f"{path}: empty file, expected a JSON array of tasks (Label Studio JSON export)")
+    try:
+        tasks = decode(data)
+    except JsonInputError as exc:
+        raise ExportError(f"{path}: cannot read a JSON export: {exc.message}") from None
+    if not isinstance(tasks, list):
         raise ExportError(f"{path}: expected a JSON array of tasks, each with a 'data' object (Label Studio JSON export)")
     return tasks
 
 
 def live_annotations(task: dict[str, Any]) -> list[dict[str, Any]]:
-    """The task's submitted (non-cancelled) annotations, oldest first."""
+    """The task's submitted (non-cancelled) annotations, oldest first (by time, then id: integers before strings)."""
     annotations = [a for a in task.get("annotations") or [] if not a.get("was_cancelled")]
-    return sorted(annotations, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", a.get("id") or 0))
+    return sorted(annotations, key=lambda a: (a.get("updated_at") or a.get("created_at") or "", isinstance(a.get("id"), str), a.get("id") or 0))
 
 
 def has_text(task: dict[str, Any]) -> bool:
@@ -68,11 +79,13 @@ def annotation_example(task: dict[str, Any], annotation: dict[str, Any], schema:
     return results_to_example(data, annotation.get("result") or [], schema, where)
 
 
-def convert_tasks(tasks: list[dict[str, Any]], schema: Schema) -> Conversion:
-    """Keep the latest submitted annotation of each task, checked and validated."""
+def convert_tasks(tasks: list[Any], schema: Schema) -> Conversion:
+    """Keep the latest submitted annotation of each task whose shape is right, checked and validated."""
     out = Conversion()
+    valid, out.issues = check_tasks(tasks)
+    out.invalid = len(tasks) - len(valid)
     seen: set[str] = set()
-    for task in tasks:
+    for task in valid:
         annotations = live_annotations(task)
         if not annotations:
             if task.get("annotations"):

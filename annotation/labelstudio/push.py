@@ -9,14 +9,14 @@ has none from the same model version.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from ..articles import Article, read_articles, sentence_examples as article_sentences
+from ..articles import Article, read_articles, sentence_examples as article_sentences, warn_duplicate_ids
 from ..document import Example
 from ..schema import Schema
 from ..validate import Problem
@@ -37,11 +37,11 @@ class PushReport:
     issues: list[str] = field(default_factory=list)
 
 
-def sentence_examples(inputs: Iterable[str | Path]) -> tuple[list[Example], list[Problem]]:
-    """The unannotated sentences of the input articles, and the problems of the bad ones."""
+def sentence_examples(inputs: Iterable[str | Path], warn: Callable[[str], None]) -> tuple[list[Example], list[Problem]]:
+    """The unannotated sentences of the input articles, and the problems of the bad ones; ``warn`` hears of duplicate ids."""
     examples: list[Example] = []
     problems: list[Problem] = []
-    for item in read_articles(inputs):
+    for item in warn_duplicate_ids(read_articles(inputs), warn):
         if isinstance(item, Article):
             examples.extend(article_sentences(item))
         else:

@@ -187,6 +187,9 @@ def _read_region(text: str, result: dict[str, Any], schema: Schema, key: str, is
     if not region_id:
         issues.append(Issue(key, "region without an id"))
         return None
+    if result.get("from_name", FROM_NAME) != FROM_NAME or result.get("to_name", TO_NAME) != TO_NAME:
+        issues.append(Issue(key, f"region {region_id}: drawn with {result.get('from_name')!r} on {result.get('to_name')!r}, not this config's {FROM_NAME!r} on {TO_NAME!r}"))
+        return None
     if len(labels) != 1 or labels[0] not in schema.entity_labels:
         issues.append(Issue(key, f"region {region_id}: needs exactly one label of {', '.join(schema.entity_labels)}, got {labels}"))
         return None
