@@ -47,6 +47,15 @@ def sentence_examples(article: Article) -> list[Example]:
     ]
 
 
+def missing_inputs(inputs: Iterable[str | Path]) -> list[Problem]:
+    """The inputs that are neither ``-`` nor an existing file or folder: checked before any slow start-up.
+
+    ``veille predict`` looks here before it loads a model, so a mistyped path is said at
+    once, and a run with nothing to read stops there.
+    """
+    return [Problem(str(item), 0, "<file>", "no such file or folder") for item in inputs if str(item) != "-" and not Path(item).exists()]
+
+
 def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -> Iterator[Article | Problem]:
     """Yield every article of the inputs, in order, or a :class:`Problem` for each bad one."""
     for item in inputs:

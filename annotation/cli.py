@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from .articles import Article, read_articles, sentence_examples, warn_duplicate_ids
 from .atomic import atomic_open
+from .console import console, err, fail, warning
 from .authoring import REGISTERS, Document, assign_register_splits, far_relation_share, read_sources
 from .corpus import check_files, write_corpus
 from .validate import Problem, check_example
@@ -20,8 +20,6 @@ from .schema import SchemaError, load_schema
 from .stats import SplitStats, corpus_stats
 
 corpus_app = typer.Typer(help="Gold corpus tools: validate, stats, split articles into sentences.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
 SchemaOption = Annotated[Optional[Path], typer.Option("--schema", help="Schema file (default: the built-in v1 scheme).")]
@@ -39,8 +37,7 @@ def schema_or_exit(path: Path | None):
     try:
         return load_schema(path)
     except SchemaError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
 
 
 def report(problems: list[Problem], prefix: str = "") -> None:
@@ -72,7 +69,7 @@ def stats(
     for path in files:
         examples, problems = check_files([path], loaded)
         if problems:
-            err.print(f"[yellow]warning:[/yellow] {path}: {len(problems)} invalid line(s) skipped (run `veille corpus validate`)")
+            warning(f"{path}: {len(problems)} invalid line(s) skipped (run `veille corpus validate`)")
         by_file[str(path)] = examples
     print_stats(corpus_stats(by_file), loaded, markdown)
 

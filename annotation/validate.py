@@ -20,7 +20,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.field}: {self.message}"
+        """``file:line: field: message``; a problem of a whole file (line 0) has no line number."""
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.field}: {self.message}"
 
 
 def check_example(obj: Any, schema: Schema) -> list[tuple[str, str]]:

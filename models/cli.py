@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
+from veille.annotation.console import console, fail
+
+# One wording of --device for every command that runs a model (train, evaluate, predict, serve).
+DEVICE_HELP = "auto (the GPU when there is one), cpu, cuda, cuda:N or mps."
+DeviceOption = Annotated[str, typer.Option("--device", metavar="DEVICE", help=DEVICE_HELP)]
+
 models_app = typer.Typer(help="Base models: what an encoder is and where it is cached.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -27,8 +29,7 @@ def info(name: Annotated[str, typer.Argument(help="Hub id, local checkpoint dire
     try:
         found = describe_base_model(name)
     except BaseModelError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
     table = Table(title=f"Base model {found.name}", show_header=False)
     table.add_row("architecture", found.architecture)
     table.add_row("layers", str(found.layers))

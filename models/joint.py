@@ -13,7 +13,8 @@ for the pair's types are masked out of the scores and of the loss.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -67,7 +68,8 @@ class JointModel(nn.Module):
     @classmethod
     def from_pretrained_encoder(cls, path: str, config: JointConfig) -> JointModel:
         """New heads on a pretrained encoder (training start)."""
-        return cls(config, AutoModel.from_pretrained(path, **_pooler_kwargs(AutoConfig.from_pretrained(path))))
+        with _quiet_transformers():
+            return cls(config, AutoModel.from_pretrained(path, **_pooler_kwargs(AutoConfig.from_pretrained(path))))
 
     @classmethod
     def from_encoder_config(cls, encoder_config: PretrainedConfig, config: JointConfig) -> JointModel:
@@ -181,6 +183,24 @@ def check_max_length(max_length: int, encoder_config: PretrainedConfig) -> None:
             f"max_length {max_length} exceeds the encoder's position limit of {limit} tokens "
             f"({encoder_config.model_type}, max_position_embeddings={encoder_config.max_position_embeddings}); use --max-length {limit} or less"
         )
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """Silence transformers while it loads an encoder: its weight-loading bar and load report
+    (the unused pooler weights listed as UNEXPECTED, with raw colour codes in logs) tell a
+    veille user nothing; real errors still raise."""
+    from transformers.utils import logging
+
+    level, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(level)
+        if bars:
+            logging.enable_progress_bar()
 
 
 def _pooler_kwargs(encoder_config: PretrainedConfig) -> dict:

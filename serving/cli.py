@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from veille.annotation.articles import read_articles, warn_duplicate_ids
+from veille.annotation.articles import missing_inputs, read_articles, warn_duplicate_ids
 from veille.annotation.atomic import sigterm_as_ctrl_c
+from veille.annotation.console import err, fail, progress_interval, warning
 from veille.annotation.validate import Problem
+from veille.models.cli import DeviceOption
 
 from .pipeline import (
     DEFAULT_BATCH_SIZE,
@@ -33,10 +34,8 @@ from .pipeline import (
 from .limits import DEFAULT_LIMITS, ServeLimits
 from .writers import FORMATS, open_writers, output_paths
 
-err = Console(stderr=True, soft_wrap=True)
 
 ModelOption = Annotated[Path, typer.Option("--model", "-m", help="Trained model directory (from `veille train`).")]
-DeviceOption = Annotated[str, typer.Option("--device", help="auto (GPU when present), cpu, cuda, cuda:1, mps.")]
 DtypeOption = Annotated[
     Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: bfloat16/float16 on GPU, float32 on CPU).")
 ]
@@ -63,8 +62,7 @@ def load_predictor(model: Path, device: str, dtype: str | None):
     try:
         return Predictor.load(model, device=device, dtype=dtype)
     except (OSError, ValueError) as exc:
-        err.print(f"[red]error:[/red] cannot load model {model}: {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(f"cannot load model {model}: {exc}") from None
 
 
 def predict(
@@ -91,16 +89,21 @@ def predict(
     try:
         paths = output_paths(formats, output)
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
-        raise typer.Exit(2) from None
+        raise fail(str(exc)) from None
+    missing = missing_inputs(inputs)
+    for problem in missing:
+        warning(str(problem), tag="skipped")
+    inputs = [item for item in inputs if item not in {p.path for p in missing}]
+    if not inputs:
+        raise fail("nothing to predict: no input exists (give .txt files, folders, JSONL files or - for stdin)")
     predictor = load_predictor(model, device, dtype)
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
-    summary = RunSummary(show)
+    summary = RunSummary(show, skipped=len(missing))
     try:
         with (
             sigterm_as_ctrl_c(),  # a kill removes the temp files, as Ctrl-C does
             open_writers(formats, output, predictor.schema, sys.stdout) as writers,
-            tqdm(desc="predict", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True) as bar,
+            tqdm(desc="predict", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=progress_interval()) as bar,
         ):
             articles = warn_duplicate_ids(read_articles(inputs), lambda message: bar.write(f"warning: {message}", file=sys.stderr))
             for item in predict_articles(predictor, articles, options):
@@ -116,11 +119,11 @@ def predict(
     except KeyboardInterrupt:
         kept = ", ".join(str(p) for p in paths if p is not None)
         done = f"no output written ({kept} left as it was)" if kept else f"{summary.articles} article(s) written to stdout"
-        err.print(f"[yellow]interrupted[/yellow]: {done}; exit code 130", highlight=False)
+        warning(f"{done}; exit code 130", tag="interrupted")
         raise typer.Exit(130) from None
     summary.print(", ".join(str(p) for p in paths if p is not None) or "stdout")
     if summary.skipped:
-        err.print(f"[yellow]{summary.skipped} input(s) skipped[/yellow] (listed above); exit code 1", highlight=False)
+        warning(f"{summary.skipped} input(s) skipped (listed above); exit code 1", tag="skipped")
         raise typer.Exit(1)
 
 

@@ -53,8 +53,8 @@ def test_binary_and_non_utf8_and_empty_files(tmp_path):
     items = list(read_articles([tmp_path]))
     assert articles(items) == []
     assert problems(items) == [
-        f"{tmp_path / 'bin.txt'}:0: <file>: binary file (contains NUL bytes), expected UTF-8 text",
-        f"{tmp_path / 'empty.txt'}:0: <text>: empty article",
+        f"{tmp_path / 'bin.txt'}: <file>: binary file (contains NUL bytes), expected UTF-8 text",
+        f"{tmp_path / 'empty.txt'}: <text>: empty article",
         f"{tmp_path / 'latin.txt'}:1: <text>: not UTF-8 (invalid byte 0xe8 at offset 5)",
     ]
 
@@ -62,8 +62,8 @@ def test_binary_and_non_utf8_and_empty_files(tmp_path):
 def test_missing_path_and_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     assert problems(read_articles([tmp_path / "nope.txt", tmp_path / "empty"])) == [
-        f"{tmp_path / 'nope.txt'}:0: <file>: no such file or folder",
-        f"{tmp_path / 'empty'}:0: <folder>: no .txt or .jsonl files in this folder",
+        f"{tmp_path / 'nope.txt'}: <file>: no such file or folder",
+        f"{tmp_path / 'empty'}: <folder>: no .txt or .jsonl files in this folder",
     ]
 
 
@@ -73,7 +73,7 @@ def test_stdin_as_text_or_jsonl():
     lines = "\n".join(json.dumps({"id": f"a{i}", "text": f"Texte {i}."}) for i in range(3))
     jsonl = list(read_articles(["-"], stdin=io.BytesIO(lines.encode())))
     assert [a.id for a in jsonl] == ["a0", "a1", "a2"]
-    assert problems(read_articles(["-"], stdin=io.BytesIO(b""))) == ["<stdin>:0: <stdin>: empty input"]
+    assert problems(read_articles(["-"], stdin=io.BytesIO(b""))) == ["<stdin>: <stdin>: empty input"]
 
 
 def test_dangling_symlink_and_empty_jsonl_are_reported(tmp_path):
@@ -83,8 +83,8 @@ def test_dangling_symlink_and_empty_jsonl_are_reported(tmp_path):
     items = list(read_articles([tmp_path]))
     assert [a.id for a in articles(items)] == ["a"]
     assert problems(items) == [
-        f"{tmp_path / 'empty.jsonl'}:0: <file>: empty file: no articles",
-        f"{tmp_path / 'gone.txt'}:0: <file>: symbolic link to {tmp_path / 'deleted.txt'}, which is not a file",
+        f"{tmp_path / 'empty.jsonl'}: <file>: empty file: no articles",
+        f"{tmp_path / 'gone.txt'}: <file>: symbolic link to {tmp_path / 'deleted.txt'}, which is not a file",
     ]
 
 

@@ -108,7 +108,7 @@ def test_empty_file_is_said_to_be_empty(tmp_path):
     path.write_text("\n  \n")
     result = validate(path)
     assert result.exit_code == 1
-    assert f"{path}:0: <file>: empty file: no examples" in result.output and "ok" not in result.output
+    assert f"{path}: <file>: empty file: no examples" in result.output and "ok" not in result.output
 
 
 def test_duplicate_example_ids_across_files(tmp_path):

@@ -7,9 +7,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from veille.annotation.atomic import atomic_write_text
+from veille.annotation.console import console, err, fail
+from veille.models.cli import DEVICE_HELP, DeviceOption
+
+from .config import preset_summaries
+
+PRESETS = "; ".join(f"{name} ({summary})" for name, summary in preset_summaries().items())
 
 if TYPE_CHECKING:
     from veille.annotation.document import Example
@@ -17,8 +22,6 @@ if TYPE_CHECKING:
 
     from .evaluate import Evaluation
 
-console = Console()
-err = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,13 +29,11 @@ def register(app: typer.Typer) -> None:
     app.command("evaluate")(evaluate_command)
 
 
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
 def train_command(
-    config: Annotated[str, typer.Option("--config", "-c", help="Preset (default, offline, quick) or a TOML file.")] = "default",
+    config: Annotated[
+        Optional[str],
+        typer.Option("--config", "-c", metavar="PRESET|FILE", help=f"A preset or a TOML file of config keys. Presets: {PRESETS}. Default: default on a GPU, offline on a CPU."),
+    ] = None,
     base_model: Annotated[Optional[str], typer.Option(help="Encoder: hub id, local directory or e5-small-offline.")] = None,
     train: Annotated[Optional[list[Path]], typer.Option("--train", help="Gold JSONL training file(s).")] = None,
     dev: Annotated[Optional[list[Path]], typer.Option("--dev", help="Gold JSONL dev file(s), for model selection.")] = None,
@@ -46,7 +47,7 @@ def train_command(
     max_length: Annotated[Optional[int], typer.Option(help="Encoder window in tokens; longer sentences use overlapping windows.")] = None,
     patience: Annotated[Optional[int], typer.Option(help="Stop after this many epochs without dev improvement.")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (runs repeat exactly on CPU).")] = None,
-    device: Annotated[Optional[str], typer.Option(help="auto, cpu or cuda.")] = None,
+    device: Annotated[Optional[str], typer.Option(metavar="DEVICE", help=f"{DEVICE_HELP} Default: the preset's (auto).")] = None,
     freeze_embeddings: Annotated[Optional[bool], typer.Option("--freeze-embeddings/--train-embeddings", help="Freeze the word embeddings (much faster on CPU for large vocabularies).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace a model already in the output directory.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue the interrupted run in the output directory.")] = False,
@@ -57,7 +58,7 @@ def train_command(
     from veille.annotation.schema import SchemaError
     from veille.models.base import BaseModelError
 
-    from .config import ConfigError, load_config, parse_settings
+    from .config import ConfigError, load_config, parse_settings, preset_for_machine
     from .trainer import TrainingError, train as run_training
 
     overrides = {
@@ -68,12 +69,15 @@ def train_command(
     }
     try:
         overrides.update(parse_settings(settings_ or []))
+        if config is None:
+            config = preset_for_machine(device)
+            err.print(f"preset: {config} ({'a GPU is here' if config == 'default' else 'no GPU here'}; choose with --config: {PRESETS})", markup=False)
         settings = load_config(config, overrides)
         result = run_training(settings, overwrite=overwrite, resume=resume)
     except CorpusError as exc:
-        raise _fail(f"invalid training data:\n{exc}") from None
+        raise fail(f"invalid training data:\n{exc}") from None
     except (ConfigError, SchemaError, BaseModelError, TrainingError, ValueError) as exc:  # ValueError: an unusable --device
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     best = result.best
     console.print(
         f"[green]saved[/green] {result.output} (epoch {result.best_epoch}: dev entity F1 {best['entities']['micro']['f1']:.3f}, "
@@ -90,7 +94,7 @@ def evaluate_command(
     relation_threshold: Annotated[
         Optional[float], typer.Option(min=0.0, max=1.0, help="Minimum probability of a predicted relation, for every label (default: each label's threshold, tuned on dev).")
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: DeviceOption = "auto",
     dtype: Annotated[Optional[str], typer.Option(help="float32, bfloat16 or float16 (default: as veille predict, bfloat16/float16 on GPU, float32 on CPU).")] = None,
 ) -> None:
     """Score a model: entities (seqeval-style), relations strict end-to-end and with gold entities, and why it errs.
@@ -110,22 +114,22 @@ def evaluate_command(
     names = [d.stem for d in data]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise _fail(f"several --data files are named {', '.join(repeated)}: each split needs its own file name")
+        raise fail(f"several --data files are named {', '.join(repeated)}: each split needs its own file name")
     try:
         predictor = Predictor.load(model, device=device, dtype=dtype)
         if schema is not None:
             check_schema(predictor.schema, load_schema(schema), model)
         splits = {d: read_corpus(d, predictor.schema) for d in data}
     except CorpusError as exc:
-        raise _fail(f"invalid evaluation data (for the model's schema {predictor.schema.name!r}):\n{exc}") from None
+        raise fail(f"invalid evaluation data (for the model's schema {predictor.schema.name!r}):\n{exc}") from None
     except (CheckpointError, SchemaError, ValueError) as exc:  # ValueError: an unusable --device or --dtype
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     out = output or model / f"eval-{'+'.join(names)}"
     header = {"model": str(model), "model_version": predictor.model_version, "dtype": predictor.dtype}
     scored = []
     for path, gold in splits.items():
         folder = out if len(data) == 1 else out / path.stem
-        result = evaluate(predictor, gold, batch_size=batch_size, relation_threshold=relation_threshold)
+        result = evaluate(predictor, gold, batch_size=batch_size, relation_threshold=relation_threshold, progress=True)
         metrics, errors = _write_split(folder, header | {"data": str(path)}, gold, result, predictor.schema, f"{model.name} on {path.name}")
         scored.append(ScoredSplit(str(path), metrics, errors, [str(Path(folder.relative_to(out)) / name) for name in CHARTS]))
         console.print(console_table(metrics, title=path.name))

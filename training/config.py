@@ -96,6 +96,27 @@ def data_file_record(path: str) -> dict[str, str]:
     return {"file": portable_path(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
+def preset_for_machine(device: str | None = None) -> str:
+    """The preset ``veille train`` runs when none is given: ``default`` (camembert-base) on a GPU, else ``offline``.
+
+    ``default`` is sized for a GPU and needs camembert-base in the local Hugging Face
+    cache; ``offline`` trains the bundled encoder on a CPU with no network.
+    """
+    from veille.models.devices import resolve_device
+
+    return "default" if resolve_device(device or "auto").type == "cuda" else "offline"
+
+
+def preset_summaries() -> dict[str, str]:
+    """One line per shipped preset (base model, epochs, frozen layers), for help screens."""
+    out = {}
+    for path in sorted(PRESETS_DIR.glob("*.toml")):
+        values = tomllib.loads(path.read_text(encoding="utf-8"))
+        frozen = f", {values['freeze_layers']} frozen layers" if values.get("freeze_layers") else ""
+        out[path.stem] = f"{values.get('base_model', TrainConfig.base_model)}, {values.get('epochs', TrainConfig.epochs)} epochs{frozen}"
+    return out
+
+
 def load_config(preset_or_file: str = "default", overrides: dict[str, Any] | None = None) -> TrainConfig:
     """A preset name or a TOML file, then ``overrides`` (None values are ignored)."""
     path = Path(preset_or_file)

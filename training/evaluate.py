@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tqdm.auto import tqdm
+
+from veille.annotation.console import progress_interval
 from veille.annotation.document import Example
 from veille.annotation.schema import Schema
 from veille.annotation.scoring import ScoreReport, score_entities, score_relations
 from veille.models.predictor import Predictor
 
 from .thresholds import FLOOR, keep_relations, tune_thresholds
+
+PROGRESS_CHUNK = 512  # sentences per predictor call: long enough to batch well, short enough to show progress
 
 
 @dataclass
@@ -37,10 +42,10 @@ class Evaluation:
         }
 
 
-def evaluate(predictor: Predictor, gold: list[Example], batch_size: int = 32, relation_threshold: float | None = None) -> Evaluation:
+def evaluate(predictor: Predictor, gold: list[Example], batch_size: int = 32, relation_threshold: float | None = None, progress: bool = False) -> Evaluation:
     """Score the model as it predicts: with its per-label thresholds, or ``relation_threshold`` for every label."""
     thresholds = dict.fromkeys(predictor.schema.relation_labels, relation_threshold) if relation_threshold is not None else predictor.relation_thresholds
-    return _scored(predictor.schema, gold, *_predict(predictor, gold, batch_size, relation_threshold), thresholds)
+    return _scored(predictor.schema, gold, *_predict(predictor, gold, batch_size, relation_threshold, progress), thresholds)
 
 
 def tune_and_evaluate(predictor: Predictor, dev: list[Example], batch_size: int = 32) -> Evaluation:
@@ -50,11 +55,20 @@ def tune_and_evaluate(predictor: Predictor, dev: list[Example], batch_size: int 
     return _scored(predictor.schema, dev, keep_relations(predicted, thresholds), keep_relations(with_gold_entities, thresholds), thresholds)
 
 
-def _predict(predictor: Predictor, gold: list[Example], batch_size: int, relation_threshold: float | None) -> tuple[list[Example], list[Example]]:
-    """End-to-end predictions (under the gold ids and meta) and relations predicted between the gold entities."""
-    predicted = predictor.predict([g.text for g in gold], batch_size=batch_size, relation_threshold=relation_threshold)
-    predicted = [Example(g.id, p.text, p.entities, p.relations, dict(g.meta)) for g, p in zip(gold, predicted)]
-    return predicted, predictor.predict_relations(gold, batch_size=batch_size, relation_threshold=relation_threshold)
+def _predict(predictor: Predictor, gold: list[Example], batch_size: int, relation_threshold: float | None, progress: bool = False) -> tuple[list[Example], list[Example]]:
+    """End-to-end predictions (under the gold ids and meta) and relations predicted between the gold entities.
+
+    Sentences go through in chunks of ``PROGRESS_CHUNK`` so a long evaluation shows progress.
+    """
+    predicted, with_gold_entities = [], []
+    with tqdm(total=len(gold), desc="evaluate", unit=" sentences", disable=not progress, leave=False, mininterval=progress_interval()) as bar:
+        for start in range(0, len(gold), PROGRESS_CHUNK):
+            chunk = gold[start : start + PROGRESS_CHUNK]
+            found = predictor.predict([g.text for g in chunk], batch_size=batch_size, relation_threshold=relation_threshold)
+            predicted += [Example(g.id, p.text, p.entities, p.relations, dict(g.meta)) for g, p in zip(chunk, found)]
+            with_gold_entities += predictor.predict_relations(chunk, batch_size=batch_size, relation_threshold=relation_threshold)
+            bar.update(len(chunk))
+    return predicted, with_gold_entities
 
 
 def _scored(schema: Schema, gold: list[Example], predicted: list[Example], with_gold_entities: list[Example], thresholds: dict[str, float]) -> Evaluation:

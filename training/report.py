@@ -36,6 +36,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
     right.plot(epochs, [h["dev_relation_f1"] for h in history], marker="o", label="relations (strict)")
     right.set(title="dev micro F1", xlabel="epoch", ylim=(0, 1))
     right.legend()
+    for axis in (left, right):  # epochs are whole numbers: no « 2.5 » tick
+        axis.set_xticks(epochs)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -49,8 +51,9 @@ def plot_per_label(metrics: dict[str, Any], path: Path, title: str = "") -> None
     for axis, (key, name) in zip(axes[0], present):
         per_label = metrics[key]["per_label"]
         labels = list(per_label)
-        axis.barh(labels, [per_label[label]["f1"] for label in labels])
-        axis.set(title=name, xlim=(0, 1), xlabel="F1")
+        bars = axis.barh(labels, [per_label[label]["f1"] for label in labels])
+        axis.bar_label(bars, fmt="%.2f", padding=2)  # the value on each bar, not only its length
+        axis.set(title=name, xlim=(0, 1.1), xlabel="F1")
         axis.invert_yaxis()
     if title:
         fig.suptitle(title)
@@ -109,13 +112,20 @@ def evaluation_report(model_dir: str, splits: list[ScoredSplit]) -> str:
 
 
 def console_table(metrics: dict[str, Any], title: str = ""):
-    """A rich table: one row per section, micro and macro F1."""
+    """A rich table: per section its micro scores (macro F1 beside them), then one row per label."""
     from rich.table import Table
 
     table = Table(title=f"{title} ({metrics['sentences']} sentences)" if title else f"{metrics['sentences']} sentences")
-    for column in ("", "micro P", "micro R", "micro F1", "macro F1"):
+    for column in ("", "P", "R", "F1", "support", "macro F1"):
         table.add_column(column, justify="right" if column else "left")
     for key, name in SECTIONS:
         s = metrics[key]
-        table.add_row(name, f"{s['micro']['precision']:.3f}", f"{s['micro']['recall']:.3f}", f"{s['micro']['f1']:.3f}", f"{s['macro']['f1']:.3f}")
+        table.add_row(name, *_scores(s["micro"]), f"{s['macro']['f1']:.3f}", style="bold")
+        for label, counts in s["per_label"].items():
+            table.add_row(f"  {label}", *_scores(counts), "")
+        table.rows[-1].end_section = True
     return table
+
+
+def _scores(counts: dict[str, Any]) -> list[str]:
+    return [f"{counts['precision']:.3f}", f"{counts['recall']:.3f}", f"{counts['f1']:.3f}", str(counts["support"])]

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from veille.annotation.atomic import atomic_write_text
+from veille.annotation.console import progress_interval
 from veille.annotation.corpus import read_corpus
 from veille.annotation.document import Example
 from veille.annotation.schema import Schema, load_schema
@@ -209,7 +210,7 @@ def _train_epoch(
     model.train()
     total_loss, steps, sentences = 0.0, 0, 0
     start = time.perf_counter()
-    bar = tqdm(loader, desc=desc, disable=not (progress and accelerator.is_local_main_process), leave=False, unit="batch")
+    bar = tqdm(loader, desc=desc, disable=not (progress and accelerator.is_local_main_process), leave=False, unit="batch", mininterval=progress_interval())
     for batch in bar:
         with accelerator.accumulate(model):
             loss = model(batch, extra_pairs=pairs_of(batch["sentences"]) if pairs_of else None)["loss"]
@@ -222,7 +223,7 @@ def _train_epoch(
         total_loss += loss.item()
         steps += 1
         sentences += batch["word_index"].shape[0] * accelerator.num_processes
-        bar.set_postfix(loss=f"{total_loss / steps:.4f}", sent_s=f"{sentences / (time.perf_counter() - start):.1f}")
+        bar.set_postfix(loss=f"{total_loss / steps:.4f}", sent_s=f"{sentences / (time.perf_counter() - start):.1f}", refresh=False)
     return total_loss / max(steps, 1), time.perf_counter() - start, sentences
 
 

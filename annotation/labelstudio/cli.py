@@ -15,7 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..atomic import sigterm_as_ctrl_c
-from ..cli import SchemaOption, console, err, schema_or_exit
+from ..cli import SchemaOption, schema_or_exit
+from ..console import console, err, error, warning
 
 annotate_app = typer.Typer(help="Label Studio loop: config, server, push, pull, convert, agreement.", no_args_is_help=True)
 
@@ -61,25 +62,25 @@ def _run_server(args: ServerArgs) -> None:
 
     try:
         if not is_initialised(args.data_dir):
-            err.print(f"initialising {args.data_dir} (database migrations: about a minute)…")
+            err.print(f"initialising {escape(str(args.data_dir))} (database migrations: about a minute)…")
             account = init_data_dir(args.data_dir, Account(args.email, args.password, args.token))
             if not args.password:
                 console.print(f"admin: {account.email}  password: {account.password}", markup=False, highlight=False, soft_wrap=True)
         token = args.token or saved_token(args.data_dir)
         running = start_server(args.data_dir, args.port, args.host)
     except LabelStudioError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     with sigterm_as_ctrl_c():  # so that Label Studio never outlives this command
         try:
             if token and not token_works(running.url, token):
-                err.print("[yellow]warning:[/yellow] the API token is not accepted by this server (data dir initialised with another one)")
+                warning("the API token is not accepted by this server (data dir initialised with another one)")
             console.print(f"Label Studio is running at {running.url}  (log: {running.log})", markup=False, highlight=False, soft_wrap=True)
             console.print(f"export LABEL_STUDIO_URL={running.url}", markup=False, highlight=False, soft_wrap=True)
             if token:
                 console.print(f"export LABEL_STUDIO_API_KEY={token}", markup=False, highlight=False, soft_wrap=True)
             running.process.wait()
-            err.print(f"[red]Label Studio exited[/red] with code {running.process.returncode}; see {running.log}")
+            error(f"Label Studio exited with code {running.process.returncode}; see {running.log}")
             raise typer.Exit(1)
         except KeyboardInterrupt:
             err.print("stopping Label Studio…")
@@ -104,23 +105,23 @@ def push(
 
     loaded = schema_or_exit(schema)
     if not (inputs or gold or predictions):
-        err.print("[red]error:[/red] nothing to push: give articles, --gold or --predictions")
+        error("nothing to push: give articles, --gold or --predictions")
         raise typer.Exit(2)
-    sentences, problems = sentence_examples(inputs or [], lambda message: err.print(f"[yellow]warning[/yellow] {escape(message)}", highlight=False, soft_wrap=True))
+    sentences, problems = sentence_examples(inputs or [], warning)
     tasks = []
     try:
         examples = read_corpus(gold, loaded) if gold else []
     except CorpusError as exc:
-        err.print(f"[red]error:[/red] invalid gold file:\n{escape(str(exc))}", markup=True, highlight=False, soft_wrap=True)
+        error(f"invalid gold file:\n{exc}")
         raise typer.Exit(2) from None
     if predictions:
         tasks, bad = read_prediction_tasks(predictions, loaded)
         problems += bad
     for problem in problems:
-        err.print(f"[yellow]skipped[/yellow] {escape(str(problem))}", highlight=False, soft_wrap=True)
+        warning(str(problem), tag="skipped")
     report = push_tasks(_client(url, token), project, loaded, sentences, examples, tasks)
     for issue in report.issues:
-        err.print(f"[yellow]skipped[/yellow] {escape(issue)}", highlight=False, soft_wrap=True)
+        warning(issue, tag="skipped")
     console.print(
         f"project {project!r} (id {report.project_id}, {report.project}): "
         f"{report.tasks_created} task(s) created, {report.tasks_present} already there; "
@@ -152,7 +153,7 @@ def convert(export: Annotated[Path, typer.Argument(help="Label Studio JSON expor
     try:
         tasks = read_export(export)
     except ExportError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     _write_conversion(tasks, loaded, output)
 
@@ -172,7 +173,7 @@ def agreement(
 
     loaded = schema_or_exit(schema)
     if (export is None) == (project is None):
-        err.print("[red]error:[/red] give an export file or --project, not both")
+        error("give an export file or --project, not both")
         raise typer.Exit(2)
     names = None
     try:
@@ -182,7 +183,7 @@ def agreement(
             ls = _client(url, token)
             tasks, names = export_tasks(ls, _project_id(ls, project)), user_emails(ls)
     except ExportError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
     result = score_agreement(tasks, loaded, names)
     if not result.pairs:
@@ -209,7 +210,7 @@ def _client(url: str | None, token: str | None):
     try:
         return connect(Connection(url, token))
     except ValueError as exc:
-        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        error(str(exc))
         raise typer.Exit(2) from None
 
 
@@ -218,7 +219,7 @@ def _project_id(ls, title: str) -> int:
 
     project_id = find_project(ls, title)
     if project_id is None:
-        err.print(f"[red]error:[/red] no project titled {title!r} on this server")
+        error(f"no project titled {title!r} on this server")
         raise typer.Exit(2)
     return project_id
 
