@@ -212,7 +212,9 @@ def test_fuzz_predict_inputs(tmp_path, tiny_trained_model) -> None:
     for line in written:
         json.dumps(line, allow_nan=False)
     sources = {line["meta"]["source"] for line in written}
-    skipped = set(re.findall(r"^skipped (.+?:\d+): ", result.stderr, flags=re.M))
+    # `skipped file:line: field: message`, or `skipped file: field: message` for a whole file
+    reports = re.finditer(r"^skipped (.+?)(?::(\d+))?: ", result.stderr, flags=re.M)
+    skipped = {f"{m[1]}:{m[2]}" if m[2] else m[1] for m in reports}
     tally = Tally("predict inputs")
     inputs = [f"{jsonl}:{n}" for n, line in enumerate(lines, start=1) if line.strip()] + [str(p) for p in files]
     for source in inputs:

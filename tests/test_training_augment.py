@@ -117,4 +117,9 @@ def test_training_batches_carry_the_augmented_labels(mini_gold, tiny_base_model)
 
     assert count_begins(plain) == count_begins(augmented) == sum(len(e.entities) for e in examples)
     assert not (plain["input_ids"].shape == augmented["input_ids"].shape and (plain["input_ids"] == augmented["input_ids"]).all())
-    assert (plain["pair_targets"] == augmented["pair_targets"]).all()
+    # the gold pairs keep their labels (other candidate pairs may fall either side of the distance caps)
+    def gold_targets(batch):
+        targets = batch["pair_targets"]
+        return sorted(map(tuple, targets[targets.sum(-1) > 0].tolist()))
+
+    assert gold_targets(plain) == gold_targets(augmented) and gold_targets(plain)
