@@ -51,8 +51,14 @@ EntityOption = Annotated[float, typer.Option("--min-entity-score", min=0.0, max=
 
 
 def register(app: typer.Typer) -> None:
+    """``predict`` and ``serve``, and ``suggest`` under ``veille annotate``: it loads a model, so it lives here, not in the annotation stage."""
+    from veille.annotation.labelstudio.cli import annotate_app
+
+    from .suggest import suggest
+
     app.command()(predict)
     app.command()(serve)
+    annotate_app.command()(suggest)
 
 
 def load_predictor(model: Path, device: str, dtype: str | None):
