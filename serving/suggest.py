@@ -35,7 +35,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from veille.annotation.articles import Article, missing_inputs, read_articles, sentence_examples, warn_duplicate_ids
+from veille.annotation.articles import Article, read_articles, sentence_examples, warn_duplicate_ids
 from veille.annotation.atomic import atomic_open
 from veille.annotation.console import err, fail, warning
 from veille.annotation.document import Example
@@ -166,16 +166,11 @@ def suggest(
     """Rank unlabelled sentences by what annotating them would teach the model; write the top ones as pre-annotated Label Studio tasks."""
     from veille.annotation.corpus import CorpusError, read_corpus
 
-    from .cli import load_predictor
+    from .cli import existing_inputs, load_predictor
 
     if strategy not in STRATEGIES:
         raise fail(f"unknown strategy {strategy!r} (choose from {', '.join(STRATEGIES)})")
-    missing = missing_inputs(inputs)
-    for problem in missing:
-        warning(str(problem), tag="skipped")
-    inputs = [item for item in inputs if item not in {p.path for p in missing}]
-    if not inputs:
-        raise fail("nothing to rank: no input exists (give .txt files, folders, JSONL files or - for stdin)")
+    inputs, missing = existing_inputs(inputs, "rank")
     predictor = load_predictor(model, device, None)
     try:
         known = [example.text for example in read_corpus(gold, predictor.schema)] if gold else []
