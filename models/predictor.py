@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +28,33 @@ from .encoding import Encoded, encode, entity_token_range
 PAIR_BUCKET = 256
 DEFAULT_RELATION_THRESHOLD = 0.5  # for a relation label the model has no tuned threshold for
 PAIR_CHUNK = 8 * PAIR_BUCKET  # pairs per relation-head call
+
+
+@dataclass(frozen=True)
+class Margins:
+    """How sure the model was of one sentence: 0 is a coin toss, 1 is certainty.
+
+    ``words``: for each word, the probability of its best BIO tag minus that of the second.
+    ``pairs``: for each candidate entity pair, how far the best score among its allowed
+    relation labels lies from that label's threshold, as a share of the way to 0 (below
+    it) or to 1 (above it), so labels with different thresholds compare.
+    """
+
+    words: list[float]
+    pairs: list[float]
+
+    @property
+    def lowest(self) -> float:
+        """The sentence's margin: its least certain decision (1.0 when it has none)."""
+        return min(self.words + self.pairs, default=1.0)
+
+
+def threshold_margins(probs: torch.Tensor, allowed: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """Per pair [P], the margin of its best allowed label's probability to that label's threshold, in [0, 1]."""
+    best, label = probs.masked_fill(~allowed, -1.0).max(dim=-1)
+    threshold = thresholds[label]
+    room = torch.where(best >= threshold, 1.0 - threshold, threshold).clamp_min(1e-6)
+    return ((best - threshold).abs() / room).clamp(0.0, 1.0)
 
 
 class Predictor:
@@ -69,23 +97,36 @@ class Predictor:
         tuned = self.model.config.relation_thresholds
         return {label: tuned.get(label, DEFAULT_RELATION_THRESHOLD) for label in self.schema.relation_labels}
 
-    @torch.inference_mode()
     def predict(self, sentences: list[str], batch_size: int = 32, relation_threshold: float | None = None, min_entity_score: float = 0.0) -> list[Example]:
         """One Example per sentence, offsets into that sentence, Entity.score / Relation.score set.
 
         ``relation_threshold`` None uses each label's threshold; a value overrides them all.
         """
-        results: list[Example | None] = [None] * len(sentences)
+        return [example for example, _ in self.predict_with_margins(sentences, batch_size, relation_threshold, min_entity_score)]
+
+    @torch.inference_mode()
+    def predict_with_margins(
+        self, sentences: list[str], batch_size: int = 32, relation_threshold: float | None = None, min_entity_score: float = 0.0
+    ) -> list[tuple[Example, Margins]]:
+        """:meth:`predict`, each sentence with how sure the model was of it (:class:`Margins`).
+
+        Active learning (``veille annotate suggest``) ranks sentences by these margins; they
+        come from the same forward pass, so measuring them costs no second prediction.
+        """
+        results: list[tuple[Example, Margins] | None] = [None] * len(sentences)
         for indices, encoded, states, batch in self._batches(sentences, batch_size):
             word_probs = self.model.token_logits(states, batch["word_index"]).float().softmax(-1).cpu()
+            top2 = word_probs.topk(2, dim=-1).values
+            word_margins = (top2[..., 0] - top2[..., 1]).tolist()
             examples = []
             for row, (i, enc) in enumerate(zip(indices, encoded)):
                 entities = decode_entities(word_probs[row, : len(enc.words)], enc.words, sentences[i], self.model.config.bio_labels, min_entity_score)
                 examples.append(Example(str(i), sentences[i], entities))
-            self._add_relations(examples, encoded, states, relation_threshold)
-            for i, example in zip(indices, examples):
-                results[i] = example
-        return self._sound(results)  # type: ignore[arg-type]
+            pair_margins = self._add_relations(examples, encoded, states, relation_threshold)
+            for row, (i, example) in enumerate(zip(indices, examples)):
+                results[i] = (example, Margins(word_margins[row][: len(encoded[row].words)], pair_margins[row]))
+        self._sound([example for example, _ in results])  # type: ignore[misc]
+        return results  # type: ignore[return-value]
 
     @torch.inference_mode()
     def predict_relations(self, examples: list[Example], batch_size: int = 32, relation_threshold: float | None = None) -> list[Example]:
@@ -126,7 +167,8 @@ class Predictor:
             states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows=batch_size)
             yield indices, [encoded[i] for i in indices], states, batch
 
-    def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float | None) -> None:
+    def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float | None) -> list[list[float]]:
+        """Set each example's relations; return, per example, the margin of each candidate pair (see :class:`Margins`)."""
         thresholds = [threshold if threshold is not None else self.relation_thresholds[label] for label in self.schema.relation_labels]
         pairs, arguments = [], []
         for row, (example, enc) in enumerate(zip(examples, encoded)):
@@ -134,12 +176,15 @@ class Predictor:
             pairs.extend(build_pairs(example.entities, ranges, self.schema, row))
             arguments.append(pair_entities(example.entities, self.schema))
         if not pairs:
-            return
+            return [[] for _ in examples]
         probs = self._relation_logits(states, pairs).sigmoid()
-        offset = 0
+        margins = threshold_margins(probs, torch.tensor([pair.allowed for pair in pairs]), torch.tensor(thresholds)).tolist()
+        offset, per_example = 0, []
         for example, pair_args in zip(examples, arguments):
             example.relations = decode_relations(probs[offset : offset + len(pair_args)], pair_args, self.schema, thresholds)
+            per_example.append(margins[offset : offset + len(pair_args)])
             offset += len(pair_args)
+        return per_example
 
     def _relation_logits(self, states: torch.Tensor, pairs: list[Pair]) -> torch.Tensor:
         """Relation logits [P, classes] (float32, CPU), ``PAIR_CHUNK`` pairs per head call.

@@ -51,8 +51,14 @@ EntityOption = Annotated[float, typer.Option("--min-entity-score", min=0.0, max=
 
 
 def register(app: typer.Typer) -> None:
+    """``predict`` and ``serve``, and ``suggest`` under ``veille annotate``: it loads a model, so it lives here, not in the annotation stage."""
+    from veille.annotation.labelstudio.cli import annotate_app
+
+    from .suggest import suggest
+
     app.command()(predict)
     app.command()(serve)
+    annotate_app.command()(suggest)
 
 
 def load_predictor(model: Path, device: str, dtype: str | None):
@@ -63,6 +69,17 @@ def load_predictor(model: Path, device: str, dtype: str | None):
         return Predictor.load(model, device=device, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise fail(f"cannot load model {model}: {exc}") from None
+
+
+def existing_inputs(inputs: list[str], verb: str) -> tuple[list[str], list[Problem]]:
+    """The inputs that exist, and the missing ones, each reported: said before seconds go into loading a model (exit 2 when none exists)."""
+    missing = missing_inputs(inputs)
+    for problem in missing:
+        warning(str(problem), tag="skipped")
+    kept = [item for item in inputs if item not in {p.path for p in missing}]
+    if not kept:
+        raise fail(f"nothing to {verb}: no input exists (give .txt files, folders, JSONL files or - for stdin)")
+    return kept, missing
 
 
 def predict(
@@ -90,12 +107,7 @@ def predict(
         paths = output_paths(formats, output)
     except ValueError as exc:
         raise fail(str(exc)) from None
-    missing = missing_inputs(inputs)
-    for problem in missing:
-        warning(str(problem), tag="skipped")
-    inputs = [item for item in inputs if item not in {p.path for p in missing}]
-    if not inputs:
-        raise fail("nothing to predict: no input exists (give .txt files, folders, JSONL files or - for stdin)")
+    inputs, missing = existing_inputs(inputs, "predict")
     predictor = load_predictor(model, device, dtype)
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
     summary = RunSummary(show, skipped=len(missing))

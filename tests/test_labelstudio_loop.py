@@ -276,3 +276,51 @@ def test_server_command_starts_label_studio_on_localhost_and_stops_it(labelstudi
         process.wait(30)
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"{url}/health", timeout=5)
+
+
+def test_suggestions_round_trip_ranked_queue_then_gold_that_trains(cli, ls, project, tiny_trained_model, tiny_base_model, mini_gold, tmp_path) -> None:
+    """suggest → push (ranked « Suggestions » tab) → annotations through the API → pull → a gold file that validates and trains."""
+    from veille.training.config import TrainConfig
+    from veille.training.trainer import train
+
+    gold = read_corpus(mini_gold)
+    articles = tmp_path / "pool.jsonl"
+    articles.write_text("".join(json.dumps({"id": f"art{i}", "text": " ".join(g.text for g in gold[i * 3 : i * 3 + 3])}, ensure_ascii=False) + "\n" for i in range(4)), encoding="utf-8")
+    suggestions = tmp_path / "suggest.json"
+    code, out = cli("annotate", "suggest", "--model", tiny_trained_model, articles, "-n", "4", "--per-document", "1", "-o", suggestions, "--device", "cpu")
+    assert code == 0, out
+    suggested = json.loads(suggestions.read_text(encoding="utf-8"))
+    code, out = cli("annotate", "push", "--project", project, "--predictions", suggestions)
+    assert code == 0, out
+    assert "4 task(s) created" in out and "4 ranked suggestion(s)" in out
+
+    project_id = find_project(ls, project)
+    [view] = [v for v in ls.views.list(project=project_id) if v.data.get("title") == "Suggestions"]
+    queue = [t.data for t in ls.tasks.list(project=project_id, view=view.id, fields="all")]
+    assert [d["suggest_rank"] for d in queue] == [1, 2, 3, 4]
+    assert [d["example"] for d in queue] == [t["data"]["example"] for t in suggested]
+
+    reranked = tmp_path / "rerank.json"  # a later round re-ranks the tasks already there, without duplicating them
+    reranked.write_text(json.dumps([{**t, "data": {**t["data"], "suggest_rank": 5 - t["data"]["suggest_rank"]}} for t in suggested], ensure_ascii=False), encoding="utf-8")
+    code, out = cli("annotate", "push", "--project", project, "--predictions", reranked)
+    assert code == 0 and "0 task(s) created, 4 already there" in out and "predictions 0 added, 4 already there" in out
+    queue = [t.data for t in ls.tasks.list(project=project_id, view=view.id, fields="all")]
+    assert [d["example"] for d in queue] == [t["data"]["example"] for t in reversed(suggested)]
+
+    tasks = tasks_by_example(ls, project)
+    for example_id, task in tasks.items():  # the annotator accepts each pre-annotation as it is
+        ls.annotations.create(id=task["id"], result=task["predictions"][0]["result"])
+    pulled = tmp_path / "pulled.jsonl"
+    code, out = cli("annotate", "pull", "--project", project, "-o", pulled)
+    assert code == 0, out
+    examples = {e.id: e for e in read_corpus(pulled, load_schema())}
+    assert sorted(examples) == sorted(t["data"]["example"] for t in suggested)
+    for task in suggested:
+        predicted = {(r["value"]["start"], r["value"]["end"], r["value"]["labels"][0]) for r in task["predictions"][0]["result"] if r["type"] == "labels"}
+        assert {e.span() for e in examples[task["data"]["example"]].entities} == predicted  # no emoji here: UTF-16 = code points
+    assert cli("corpus", "validate", pulled)[0] == 0
+    config = TrainConfig(
+        base_model=str(tiny_base_model), train_files=[str(pulled)], dev_files=[str(pulled)], output=str(tmp_path / "model"),
+        epochs=1, batch_size=4, max_length=64, stride=16, device="cpu",
+    )
+    assert train(config, progress=False).best_epoch == 1

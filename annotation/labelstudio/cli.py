@@ -18,7 +18,7 @@ from ..atomic import sigterm_as_ctrl_c
 from ..cli import SchemaOption, schema_or_exit
 from ..console import console, err, error, warning
 
-annotate_app = typer.Typer(help="Label Studio loop: config, server, push, pull, convert, agreement.", no_args_is_help=True)
+annotate_app = typer.Typer(help="Label Studio loop: config, server, push, pull, convert, agreement (and suggest, registered by the serving stage).", no_args_is_help=True)
 
 ProjectOption = Annotated[str, typer.Option("--project", "-p", help="Label Studio project title.")]
 UrlOption = Annotated[Optional[str], typer.Option("--url", envvar="LABEL_STUDIO_URL", help="Server URL (default http://127.0.0.1:8080).")]
@@ -100,6 +100,7 @@ def push(
 ) -> None:
     """Create (or update) the project and import sentences as tasks; nothing is imported twice."""
     from ..corpus import CorpusError, read_corpus
+    from .client import RANKED_VIEW
     from .push import push as push_tasks
     from .push import read_prediction_tasks, sentence_examples
 
@@ -126,7 +127,8 @@ def push(
         f"project {project!r} (id {report.project_id}, {report.project}): "
         f"{report.tasks_created} task(s) created, {report.tasks_present} already there; "
         f"annotations {report.annotations_added} added, {report.annotations_present} already there; "
-        f"predictions {report.predictions_added} added, {report.predictions_present} already there",
+        f"predictions {report.predictions_added} added, {report.predictions_present} already there"
+        + (f"; {report.tasks_ranked} ranked suggestion(s), sorted in the {RANKED_VIEW!r} tab" if report.tasks_ranked else ""),
         highlight=False,
         soft_wrap=True,
     )

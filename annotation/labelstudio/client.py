@@ -8,9 +8,11 @@ from typing import Any
 
 from ..schema import Schema
 from .config import labeling_config
+from .results import SUGGEST_RANK
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 IMPORT_BATCH = 500  # tasks per import request: well under the server's 200 MB limit
+RANKED_VIEW = "Suggestions"  # the Data Manager tab that lists suggested tasks by rank
 
 
 @dataclass
@@ -81,6 +83,19 @@ def import_tasks(ls, project_id: int, tasks: list[dict[str, Any]], progress=None
         if progress is not None:
             progress(len(batch))
     return created
+
+
+def ensure_ranked_view(ls, project_id: int) -> int:
+    """The id of the project's « Suggestions » tab, sorted by ``data.suggest_rank`` (created once).
+
+    A tab's ordering is what the annotator's « Label All Tasks » queue follows, so rank 1 is
+    annotated first without anyone sorting by hand.
+    """
+    for view in ls.views.list(project=project_id):
+        if (view.data or {}).get("title") == RANKED_VIEW:
+            return view.id
+    data = {"title": RANKED_VIEW, "ordering": [f"tasks:data.{SUGGEST_RANK}"], "filters": {"conjunction": "and", "items": []}}
+    return ls.views.create(project=project_id, data=data).id
 
 
 def user_emails(ls) -> dict[int, str]:

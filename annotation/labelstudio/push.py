@@ -4,6 +4,11 @@ Every task carries its example id (``data.example``), so pushing is idempotent: 
 sentence already in the project is never imported again; a gold annotation is added
 only if the task has no annotation with the same content, a prediction only if the task
 has none from the same model version.
+
+Suggestions (``veille annotate suggest``) carry their rank in task data fields; push copies
+them onto the task (a new round of suggestions re-ranks tasks already there) and gives the
+project a « Suggestions » tab of the Data Manager sorted by rank, so the annotator's queue
+starts with the most useful task.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from ..articles import Article, read_articles, sentence_examples as article_sent
 from ..document import Example
 from ..schema import Schema
 from ..validate import Problem
-from .client import ensure_project, import_tasks, project_tasks
-from .results import example_to_results, results_to_example, task_data, task_example
+from .client import ensure_project, ensure_ranked_view, import_tasks, project_tasks
+from .results import SUGGEST_FIELDS, example_to_results, results_to_example, task_data, task_example
 
 
 @dataclass
@@ -34,6 +39,7 @@ class PushReport:
     annotations_present: int = 0
     predictions_added: int = 0
     predictions_present: int = 0
+    tasks_ranked: int = 0
     issues: list[str] = field(default_factory=list)
 
 
@@ -122,9 +128,12 @@ def push(
         task = target(task_example(item["data"]))
         if task is not None:
             _add_predictions(ls, task, item["predictions"], report)
+            _add_rank(ls, task, item["data"], report)
     report.tasks_present = len(present)
     with tqdm(total=len(new), unit="task", desc="import", disable=None) as bar:
         report.tasks_created = import_tasks(ls, project_id, list(new.values()), progress=bar.update)
+    if report.tasks_ranked:
+        ensure_ranked_view(ls, project_id)
     return report
 
 
@@ -156,3 +165,16 @@ def _add_predictions(ls, task: dict[str, Any], predictions: list[dict[str, Any]]
             task.setdefault("predictions", []).append(prediction)
         versions.add(prediction.get("model_version"))
         report.predictions_added += 1
+
+
+def _add_rank(ls, task: dict[str, Any], data: dict[str, Any], report: PushReport) -> None:
+    """Copy a suggestion's rank fields onto its task (updating a task already in the project)."""
+    rank = {key: data[key] for key in SUGGEST_FIELDS if key in data}
+    if not rank:
+        return
+    report.tasks_ranked += 1
+    if all(task["data"].get(key) == value for key, value in rank.items()):
+        return
+    task["data"].update(rank)
+    if "id" in task:
+        ls.tasks.update(id=str(task["id"]), data=task["data"])

@@ -22,6 +22,11 @@ TO_NAME = "text"  # name of the <Text> object, and key of the sentence in task d
 RELATION = "relation"
 # How far (in characters) a drifted span may be re-anchored to the same text.
 REANCHOR_WINDOW = 40
+# Task data fields of a suggestion (``veille annotate suggest``): its place in the queue (1 =
+# annotate first), the model's margin on the sentence, and the strategy that ranked it.
+# Data fields are what Label Studio's Data Manager sorts and filters on.
+SUGGEST_RANK, SUGGEST_SCORE, SUGGEST_STRATEGY = "suggest_rank", "suggest_score", "suggest_strategy"
+SUGGEST_FIELDS = (SUGGEST_RANK, SUGGEST_SCORE, SUGGEST_STRATEGY)
 
 
 def utf16_offset(text: str, index: int) -> int:
@@ -111,6 +116,19 @@ def prediction_task(example: Example, schema: Schema, model_version: str) -> dic
             }
         ],
     }
+
+
+def suggestion_task(example: Example, schema: Schema, model_version: str, rank: int, margin: float, strategy: str) -> dict[str, Any]:
+    """A :func:`prediction_task` that also carries its rank, for a queue sorted by usefulness.
+
+    The prediction's score becomes the sentence's margin (lowest: least sure), so sorting by
+    prediction score and sorting by ``suggest_rank`` both put the most useful tasks first
+    under the uncertainty strategy.
+    """
+    task = prediction_task(example, schema, model_version)
+    task["data"].update({SUGGEST_RANK: rank, SUGGEST_SCORE: round(margin, 4), SUGGEST_STRATEGY: strategy})
+    task["predictions"][0]["score"] = round(margin, 4)
+    return task
 
 
 def gold_task(example: Example, schema: Schema) -> dict[str, Any]:

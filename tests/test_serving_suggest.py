@@ -1,0 +1,168 @@
+"""``veille annotate suggest`` and the learning-curve simulation, on the tiny trained model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from veille.annotation.corpus import read_corpus
+from veille.annotation.document import Example
+from veille.annotation.labelstudio.push import read_prediction_tasks
+from veille.annotation.labelstudio.results import SUGGEST_RANK, SUGGEST_SCORE
+from veille.annotation.schema import load_schema
+from veille.cli import app
+from veille.models.predictor import Margins, threshold_margins
+from veille.serving.learning_curve import app as curve_app
+from veille.serving.learning_curve import sentences_to_reach
+from veille.serving.suggest import Candidate, SuggestOptions, select, words
+
+
+@pytest.fixture(scope="module")
+def predictor(tiny_trained_model):
+    from veille.models.predictor import Predictor
+
+    return Predictor.load(tiny_trained_model, device="cpu")
+
+
+def candidate(sentence_id: str, text: str, margin: float) -> Candidate:
+    return Candidate(Example(sentence_id, text, meta={"doc": sentence_id.rsplit("-s", 1)[0]}), margin, words(text))
+
+
+def test_threshold_margin_is_zero_at_the_threshold_and_one_at_certainty() -> None:
+    """A pair whose best score sits on its label's threshold is a coin toss, whatever the threshold."""
+    probs = torch.tensor([[0.30, 0.9], [0.95, 0.2], [0.0, 0.2], [0.65, 0.99]])
+    allowed = torch.tensor([[True, False], [True, True], [True, True], [True, True]])
+    margins = threshold_margins(probs, allowed, torch.tensor([0.30, 0.60]))
+    # on label 0's threshold (label 1 forbidden); far above; 0.2 is 2/3 of the way down to 0; 0.99 above 0.6
+    assert margins.tolist() == pytest.approx([0.0, (0.95 - 0.3) / 0.7, (0.6 - 0.2) / 0.6, (0.99 - 0.6) / 0.4])
+    assert Margins([0.9, 0.4], [0.7]).lowest == 0.4 and Margins([], []).lowest == 1.0
+
+
+def test_predict_with_margins_predicts_what_predict_does(predictor, mini_gold) -> None:
+    """Same predictions as ``predict``, plus one margin per word and one per candidate pair."""
+    from veille.models.decoding import pair_entities
+    from veille.models.encoding import encode
+
+    texts = [example.text for example in read_corpus(mini_gold)]
+    measured = predictor.predict_with_margins(texts)
+    assert [(e.entities, e.relations) for e in predictor.predict(texts)] == [(e.entities, e.relations) for e, _ in measured]
+    for (example, margins), text in zip(measured, texts):
+        assert len(margins.words) == len(encode(predictor.tokenizer, text).words)
+        assert len(margins.pairs) == len(pair_entities(example.entities, predictor.schema))
+        assert all(0.0 <= m <= 1.0 for m in margins.words + margins.pairs)
+    assert any(margins.pairs for _, margins in measured)
+
+
+def test_ranking_puts_a_sentence_the_model_gets_wrong_before_one_it_knows(predictor, mini_gold) -> None:
+    """Sure and unsure are defined by the model's correctness, not by the margin under test.
+
+    Positive control: the trained model predicts some training sentence exactly right with a
+    clear margin; the sentence it gets most wrong-and-unsure must rank before it even when it
+    comes later in the pool.
+    """
+    gold = read_corpus(mini_gold)
+    measured = predictor.predict_with_margins([g.text for g in gold])
+    right = [(m.lowest, g) for g, (p, m) in zip(gold, measured) if {e.span() for e in p.entities} == {e.span() for e in g.entities}]
+    wrong = [(m.lowest, g) for g, (p, m) in zip(gold, measured) if {e.span() for e in p.entities} != {e.span() for e in g.entities}]
+    assert right and wrong, "positive control: the model should get some training sentences right and some wrong"
+    sure_margin, sure = max(right, key=lambda item: item[0])
+    unsure_margin, unsure = min(wrong, key=lambda item: item[0])
+    assert sure_margin >= 0.2 > unsure_margin, "positive control: the model is clearly surer of a sentence it gets right"
+    pool = [candidate("a-s000", sure.text, sure_margin), candidate("b-s000", unsure.text, unsure_margin)]
+    assert [c.example.text for c in select(pool, SuggestOptions(n=2))] == [unsure.text, sure.text]
+    assert [c.example.text for c in select(pool, SuggestOptions(n=1))] == [unsure.text]
+
+
+def test_selection_skips_gold_caps_documents_and_drops_near_duplicates() -> None:
+    pool = [
+        candidate("a-s000", "Meta rachète Scale AI pour 14 milliards.", 0.01),
+        candidate("a-s001", "Google investit dans Anthropic.", 0.02),
+        candidate("a-s002", "Apple ouvre un laboratoire à Paris.", 0.03),
+        candidate("b-s000", "Meta rachète Scale AI pour 15 milliards !", 0.04),  # the first with another number
+        candidate("c-s000", "Mistral AI lève 600 millions d'euros.", 0.05),
+        candidate("d-s000", "Le temps sera doux demain.", 0.90),
+    ]
+    gold = ["Mistral AI lève 600 millions d'euros."]
+    chosen = select(pool, SuggestOptions(n=10, per_document=2), gold)
+    assert [c.example.id for c in chosen] == ["a-s000", "a-s001", "d-s000"]
+    assert not {c.example.text for c in chosen} & set(gold)
+    assert [c.example.id for c in select(pool, SuggestOptions(n=2, per_document=2), gold)] == ["a-s000", "a-s001"]
+
+
+def test_random_is_a_seeded_draw_and_diverse_spreads_over_uncertain_sentences() -> None:
+    pool = [candidate(f"d{i}-s000", f"Phrase numéro {'un deux trois quatre cinq six sept huit'.split()[i]} sur Meta.", i / 10) for i in range(8)]
+    first = select(pool, SuggestOptions(n=4, strategy="random", seed=1, similarity=1.0))
+    assert first == select(pool, SuggestOptions(n=4, strategy="random", seed=1, similarity=1.0))
+    assert first != select(pool, SuggestOptions(n=4, strategy="random", seed=2, similarity=1.0))
+    similar = [candidate(f"s{i}-s000", f"Meta rachète Scale AI et {word}.", 0.01 * i) for i, word in enumerate(["Wiz", "Figma", "Slack"])]
+    other = candidate("o-s000", "Le gouvernement présente son budget.", 0.2)
+    assert [c.example.id for c in select([*similar, other], SuggestOptions(n=2, similarity=1.0))] == ["s0-s000", "s1-s000"]
+    assert [c.example.id for c in select([*similar, other], SuggestOptions(n=2, strategy="diverse", similarity=1.0))] == ["s0-s000", "o-s000"]
+
+
+def test_suggest_command_writes_ranked_tasks_that_push_reads(tiny_trained_model, mini_gold, tmp_path) -> None:
+    gold = read_corpus(mini_gold)
+    articles = tmp_path / "pool.jsonl"
+    lines = [{"id": f"art{i}", "text": " ".join(g.text for g in gold[i * 5 : i * 5 + 5])} for i in range(5)]
+    articles.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    known = tmp_path / "known.jsonl"
+    known.write_text("".join(json.dumps(g.to_json(), ensure_ascii=False) + "\n" for g in gold[:5]), encoding="utf-8")
+    out = tmp_path / "suggest.json"
+    result = CliRunner().invoke(
+        app, ["annotate", "suggest", "--model", str(tiny_trained_model), str(articles), "-n", "8", "--per-document", "2", "--gold", str(known), "-o", str(out), "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    tasks, problems = read_prediction_tasks(out, load_schema())
+    assert problems == [] and len(tasks) == 8
+    assert [t["data"][SUGGEST_RANK] for t in tasks] == list(range(1, 9))
+    scores = [t["data"][SUGGEST_SCORE] for t in tasks]
+    assert scores == sorted(scores) and [t["predictions"][0]["score"] for t in tasks] == scores
+    docs = [t["data"]["doc"] for t in tasks]
+    assert "art0" not in docs  # its five sentences are all in the gold file
+    assert all(docs.count(doc) <= 2 for doc in docs)
+    for task in tasks:
+        article = next(line["text"] for line in lines if line["id"] == task["data"]["doc"])
+        assert article[task["data"]["start"] : task["data"]["end"]] == task["data"]["text"]
+
+
+def test_learning_curve_runs_end_to_end_and_resumes(tiny_base_model, mini_gold, tmp_path) -> None:
+    out = tmp_path / "curve"
+    args = [
+        "--output", str(out), "--train", str(mini_gold), "--dev", str(mini_gold), "--test", str(mini_gold),
+        "--step", "4", "--step", "8", "--step", "12", "--seed", "1", "--strategy", "random", "--strategy", "uncertainty",
+        "--set", f"base_model={json.dumps(str(tiny_base_model))}", "--set", "epochs=1", "--set", "max_length=64", "--set", "stride=16",
+        "--set", "freeze_embeddings=false", "--set", "freeze_layers=0", "--set", "device='cpu'", "--set", "batch_size=4",
+    ]
+    result = CliRunner().invoke(curve_app, args)
+    assert result.exit_code == 0, result.output
+    records = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert [(r["strategy"], r["sentences"]) for r in records] == [("random", 4), ("random", 8), ("random", 12), ("uncertainty", 4), ("uncertainty", 8), ("uncertainty", 12)]
+    for record in records:
+        assert len(set(record["labelled"])) == record["sentences"]
+        assert not set(record["next"]) & set(record["labelled"])
+        assert all(0.0 <= record[split][kind] <= 1.0 for split in ("dev", "test") for kind in ("entities", "relations"))
+    assert records[0]["labelled"] == records[3]["labelled"]  # both strategies start from the same random sentences
+    assert (out / "learning_curve.png").stat().st_size > 10_000
+    table = (out / "learning_curve.md").read_text(encoding="utf-8")
+    assert "| uncertainty | 12 |" in table and "random selection's test F1 at 12 sentences" in table
+    assert not [p for p in out.iterdir() if p.is_dir()]  # models are deleted once they chose their batch
+    again = CliRunner().invoke(curve_app, args)  # nothing left to train: the records are reused
+    assert again.exit_code == 0 and json.loads((out / "results.json").read_text(encoding="utf-8")) == records
+
+
+def test_sentences_to_reach_interpolates_between_steps() -> None:
+    curve = [(100, 0.5), (200, 0.6), (400, 0.8)]
+    assert sentences_to_reach(curve, 0.7) == pytest.approx(300)
+    assert sentences_to_reach(curve, 0.4) == 100
+    assert sentences_to_reach(curve, 0.9) is None
+
+
+def test_suggest_with_no_existing_input_or_an_unknown_strategy_stops_before_loading_the_model(tmp_path) -> None:
+    runner = CliRunner()
+    missing = runner.invoke(app, ["annotate", "suggest", "--model", str(tmp_path / "no-model"), str(tmp_path / "missing.txt")])
+    assert missing.exit_code == 2 and "nothing to rank" in missing.output and "cannot load model" not in missing.output
+    unknown = runner.invoke(app, ["annotate", "suggest", "--model", str(tmp_path / "no-model"), str(tmp_path), "--strategy", "loudest"])
+    assert unknown.exit_code == 2 and "unknown strategy 'loudest'" in unknown.output
