@@ -1,4 +1,4 @@
-"""``veille annotate suggest`` and the learning-curve simulation, on the tiny trained model."""
+"""``veille annotate suggest``, on the tiny trained model."""
 
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ from veille.annotation.labelstudio.results import SUGGEST_RANK, SUGGEST_SCORE
 from veille.annotation.schema import load_schema
 from veille.cli import app
 from veille.models.predictor import Margins, threshold_margins
-from veille.serving.learning_curve import app as curve_app
-from veille.serving.learning_curve import sentences_to_reach
 from veille.serving.suggest import Candidate, SuggestOptions, select, words
 
 
@@ -126,38 +124,6 @@ def test_suggest_command_writes_ranked_tasks_that_push_reads(tiny_trained_model,
     for task in tasks:
         article = next(line["text"] for line in lines if line["id"] == task["data"]["doc"])
         assert article[task["data"]["start"] : task["data"]["end"]] == task["data"]["text"]
-
-
-def test_learning_curve_runs_end_to_end_and_resumes(tiny_base_model, mini_gold, tmp_path) -> None:
-    out = tmp_path / "curve"
-    args = [
-        "--output", str(out), "--train", str(mini_gold), "--dev", str(mini_gold), "--test", str(mini_gold),
-        "--step", "4", "--step", "8", "--step", "12", "--seed", "1", "--strategy", "random", "--strategy", "uncertainty",
-        "--set", f"base_model={json.dumps(str(tiny_base_model))}", "--set", "epochs=1", "--set", "max_length=64", "--set", "stride=16",
-        "--set", "freeze_embeddings=false", "--set", "freeze_layers=0", "--set", "device='cpu'", "--set", "batch_size=4",
-    ]
-    result = CliRunner().invoke(curve_app, args)
-    assert result.exit_code == 0, result.output
-    records = json.loads((out / "results.json").read_text(encoding="utf-8"))
-    assert [(r["strategy"], r["sentences"]) for r in records] == [("random", 4), ("random", 8), ("random", 12), ("uncertainty", 4), ("uncertainty", 8), ("uncertainty", 12)]
-    for record in records:
-        assert len(set(record["labelled"])) == record["sentences"]
-        assert not set(record["next"]) & set(record["labelled"])
-        assert all(0.0 <= record[split][kind] <= 1.0 for split in ("dev", "test") for kind in ("entities", "relations"))
-    assert records[0]["labelled"] == records[3]["labelled"]  # both strategies start from the same random sentences
-    assert (out / "learning_curve.png").stat().st_size > 10_000
-    table = (out / "learning_curve.md").read_text(encoding="utf-8")
-    assert "| uncertainty | 12 |" in table and "random selection's test F1 at 12 sentences" in table
-    assert not [p for p in out.iterdir() if p.is_dir()]  # models are deleted once they chose their batch
-    again = CliRunner().invoke(curve_app, args)  # nothing left to train: the records are reused
-    assert again.exit_code == 0 and json.loads((out / "results.json").read_text(encoding="utf-8")) == records
-
-
-def test_sentences_to_reach_interpolates_between_steps() -> None:
-    curve = [(100, 0.5), (200, 0.6), (400, 0.8)]
-    assert sentences_to_reach(curve, 0.7) == pytest.approx(300)
-    assert sentences_to_reach(curve, 0.4) == 100
-    assert sentences_to_reach(curve, 0.9) is None
 
 
 def test_suggest_with_no_existing_input_or_an_unknown_strategy_stops_before_loading_the_model(tmp_path) -> None:
