@@ -95,8 +95,19 @@ def save_model(
     return version
 
 
-def load_model(model_dir: str | Path) -> LoadedModel:
-    """Load a model directory on CPU; raise :class:`CheckpointError` saying what is wrong."""
+def saved_version(model_dir: str | Path) -> str:
+    """The ``model_version`` of a model directory's last save, read without loading anything else."""
+    info = _read_json(Path(model_dir) / MARKER)
+    return str(info.get("model_version", "unknown")) if isinstance(info, dict) else "unknown"
+
+
+def load_model(model_dir: str | Path, encoder_weights: bool = True) -> LoadedModel:
+    """Load a model directory on CPU; raise :class:`CheckpointError` saying what is wrong.
+
+    ``encoder_weights`` False leaves the encoder an empty shell on the ``meta`` device and
+    reads only the heads' weights: what the ONNX runtime needs, whose encoder is the
+    exported graph (several seconds and hundreds of MB saved at every start).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoTokenizer
@@ -114,11 +125,13 @@ def load_model(model_dir: str | Path) -> LoadedModel:
         schema = parse_schema(_read_json(model_dir / "schema.json"), source=str(model_dir / "schema.json"))
         joint = JointConfig(**info["joint"])
         encoder_config = AutoConfig.from_pretrained(model_dir)
-        model = JointModel.from_encoder_config(encoder_config, joint)
+        model = JointModel.from_encoder_config(encoder_config, joint, empty_encoder=not encoder_weights)
         _check_same_save(model_dir, info)
-        weights = load_file(str(model_dir / "model.safetensors"))
+        weights = load_file(str(model_dir / "model.safetensors")) if encoder_weights else _head_weights(model_dir / "model.safetensors")
         _check_finite(weights, model_dir)
-        model.load_state_dict(weights, strict=True)
+        missing, unexpected = model.load_state_dict(weights, strict=encoder_weights)
+        if unexpected or any(not name.startswith("encoder.") for name in missing):
+            raise RuntimeError(f"the heads' weights do not match joint_config.json (missing {missing}, unexpected {unexpected})")
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except CheckpointError:
         raise
@@ -172,6 +185,14 @@ def _check_finite(weights: dict[str, Any], model_dir: Path) -> None:
             f"{model_dir}: model.safetensors is corrupt: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}); "
             "restore the directory or train again"
         )
+
+
+def _head_weights(path: Path) -> dict[str, Any]:
+    """Every tensor of ``path`` but the encoder's (safetensors reads them one by one, without the rest)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as weights:
+        return {name: weights.get_tensor(name) for name in weights.keys() if not name.startswith("encoder.")}
 
 
 def _check_same_save(model_dir: Path, info: dict[str, Any]) -> None:

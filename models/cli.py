@@ -1,7 +1,8 @@
-"""``veille models …``: inspect base models before training on them."""
+"""``veille models …`` (inspect base models before training on them) and ``veille export onnx`` (a fast CPU runtime)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,11 +14,40 @@ from veille.annotation.console import console, fail
 DEVICE_HELP = "auto (the GPU when there is one), cpu, cuda, cuda:N or mps."
 DeviceOption = Annotated[str, typer.Option("--device", metavar="DEVICE", help=DEVICE_HELP)]
 
+# One --runtime and one --threads for every command that runs a trained model (evaluate, predict, serve).
+RuntimeOption = Annotated[
+    str,
+    typer.Option(
+        "--runtime", metavar="RUNTIME",
+        help="torch, onnx (the export of `veille export onnx`, on CPU) or auto (onnx on CPU when the model has a current export, else torch).",
+    ),
+]
+ThreadsOption = Annotated[int, typer.Option("--threads", min=0, metavar="N", help="CPU threads of the model (0: one per core).")]
+
 models_app = typer.Typer(help="Base models: what an encoder is and where it is cached.", no_args_is_help=True)
+export_app = typer.Typer(help="Export a trained model for another runtime.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(models_app, name="models")
+    app.add_typer(export_app, name="export")
+
+
+@export_app.command("onnx")
+def export_onnx_command(
+    model_dir: Annotated[Path, typer.Argument(metavar="MODEL_DIR", help="Trained model directory (from `veille train`).")],
+    int8: Annotated[bool, typer.Option("--int8", help="Also write an int8 export (dynamic quantization of the linear layers): faster on CPU.")] = False,
+) -> None:
+    """Export the model's encoder to ONNX into MODEL_DIR/onnx/, for `--runtime onnx` (the heads stay in torch)."""
+    from veille.models.checkpoint import CheckpointError
+    from veille.models.runtime import export_onnx
+
+    try:
+        written = export_onnx(model_dir, int8=int8)
+    except CheckpointError as exc:  # no or broken model directory, onnx not installed, an architecture that does not export
+        raise fail(str(exc)) from None
+    for path in written:
+        console.print(f"{path} ({path.stat().st_size / 2**20:,.0f} MiB)")
 
 
 @models_app.command()

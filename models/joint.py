@@ -24,6 +24,7 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig
 from .encoding import IGNORE
 
 PairTensors = dict[str, torch.Tensor]
+Encode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # input_ids, attention_mask → last hidden state
 PAIR_KEYS = ("pair_sentence", "pair_spans", "pair_labels", "pair_allowed", "pair_targets")
 
 
@@ -72,27 +73,38 @@ class JointModel(nn.Module):
             return cls(config, AutoModel.from_pretrained(path, **_pooler_kwargs(AutoConfig.from_pretrained(path))))
 
     @classmethod
-    def from_encoder_config(cls, encoder_config: PretrainedConfig, config: JointConfig) -> JointModel:
-        """Empty shell to load saved weights into (no download, no pretrained weights read)."""
-        return cls(config, AutoModel.from_config(encoder_config, **_pooler_kwargs(encoder_config)))
+    def from_encoder_config(cls, encoder_config: PretrainedConfig, config: JointConfig, empty_encoder: bool = False) -> JointModel:
+        """Empty shell to load saved weights into (no download, no pretrained weights read).
+
+        ``empty_encoder`` builds the encoder on the ``meta`` device (no memory, no random
+        initialisation): for a runtime that brings its own encoder and needs only the heads.
+        """
+        with torch.device("meta") if empty_encoder else contextlib.nullcontext():
+            encoder = AutoModel.from_config(encoder_config, **_pooler_kwargs(encoder_config))
+        return cls(config, encoder)
 
     def head_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
 
     def sentence_states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_index: torch.Tensor, max_windows: int | None = None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_index: torch.Tensor, max_windows: int | None = None, encode: Encode | None = None
     ) -> torch.Tensor:
         """Run the encoder once over all windows; return per-sentence token states [S, T, H].
 
         ``max_windows`` runs the windows through the encoder that many at a time, so that one
         very long sentence (hundreds of windows) costs no more activation memory than a batch.
+        ``encode`` replaces this model's encoder (``input_ids``, ``attention_mask`` → last
+        hidden state): another runtime running the same weights, such as ONNX Runtime.
         """
+        encode = encode or self.encode
         step = max_windows or len(input_ids)
-        hidden = torch.cat(
-            [self.encoder(input_ids=input_ids[i : i + step], attention_mask=attention_mask[i : i + step]).last_hidden_state for i in range(0, len(input_ids), step)]
-        )
+        hidden = torch.cat([encode(input_ids[i : i + step], attention_mask[i : i + step]) for i in range(0, len(input_ids), step)])
         flat = hidden.reshape(-1, hidden.shape[-1])
         return flat[token_index]
+
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The encoder's last hidden state [W, L, H] of a batch of windows."""
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     def token_logits(self, states: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
         """BIO logits per word [S, N, labels], read at each word's first token."""

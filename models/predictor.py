@@ -22,6 +22,7 @@ from veille.annotation.schema import Schema
 from .batch import Collator, Pair, pair_tensors
 from .checkpoint import LoadedModel, load_model
 from .devices import DTYPES, inference_dtype, resolve_device
+from .runtime import OnnxEncoder, choose_runtime
 from .decoding import build_pairs, decode_entities, decode_relations, pair_entities
 from .encoding import Encoded, encode, entity_token_range
 
@@ -63,8 +64,10 @@ class Predictor:
     model_version: str
     device: torch.device
 
-    def __init__(self, loaded: LoadedModel, device: torch.device) -> None:
+    def __init__(self, loaded: LoadedModel, device: torch.device, encoder: OnnxEncoder | None = None) -> None:
+        """``encoder`` runs the encoder instead of the model's own torch one (the ONNX runtime)."""
         self.loaded = loaded
+        self.encoder = encoder
         self.model = loaded.model
         self.tokenizer = loaded.tokenizer
         self.schema = loaded.schema
@@ -75,11 +78,19 @@ class Predictor:
         self.collate = Collator(self.tokenizer, config.max_length, config.stride)
 
     @classmethod
-    def load(cls, model_dir: str | Path, device: str = "auto", dtype: str | None = None) -> Predictor:
+    def load(cls, model_dir: str | Path, device: str = "auto", dtype: str | None = None, runtime: str = "auto", threads: int | None = None) -> Predictor:
         """Load a model directory (see :mod:`veille.models.checkpoint`) for inference.
 
-        ``dtype`` None follows the one precision policy of :mod:`veille.models.devices`.
+        ``runtime`` torch, onnx (the export in ``MODEL_DIR/onnx/``, on CPU) or auto (see
+        :func:`veille.models.runtime.choose_runtime`). ``dtype`` None follows the one
+        precision policy of :mod:`veille.models.devices` (torch), or takes the int8 export
+        when there is one (onnx). ``threads`` caps the CPU threads of both runtimes.
         """
+        if threads:
+            torch.set_num_threads(threads)
+        encoder = choose_runtime(runtime, model_dir, device, dtype, threads)
+        if encoder is not None:
+            return cls(load_model(model_dir, encoder_weights=False), torch.device("cpu"), encoder)
         target = resolve_device(device)
         precision = inference_dtype(target, dtype)
         loaded = load_model(model_dir)
@@ -87,8 +98,15 @@ class Predictor:
         return cls(loaded, target)
 
     @property
+    def runtime(self) -> str:
+        """What runs the encoder: ``torch`` or ``onnx``."""
+        return "torch" if self.encoder is None else "onnx"
+
+    @property
     def dtype(self) -> str:
-        """The precision the model runs at (``float32``, ``bfloat16``…)."""
+        """The precision the encoder runs at (``float32``, ``bfloat16``, ``int8``…)."""
+        if self.encoder is not None:
+            return self.encoder.dtype
         return str(next(self.model.parameters()).dtype).removeprefix("torch.")
 
     @property
@@ -164,7 +182,7 @@ class Predictor:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
             batch = {k: v.to(self.device) for k, v in self.collate([encoded[i] for i in indices]).items()}
-            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows=batch_size)
+            states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows=batch_size, encode=self.encoder)
             yield indices, [encoded[i] for i in indices], states, batch
 
     def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float | None) -> list[list[float]]:

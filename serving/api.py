@@ -159,6 +159,8 @@ def create_app(predictor: SentencePredictor, options: PredictOptions = PredictOp
         return {
             "model": model,
             "device": str(predictor.device),
+            "runtime": predictor.runtime,
+            "dtype": predictor.dtype,
             "schema": predictor.schema.to_dict(),
             "defaults": {
                 "relation_threshold": options.relation_threshold,

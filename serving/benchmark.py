@@ -1,15 +1,17 @@
 """Inference benchmarks of ``veille predict``, each against a baseline measured in the same run.
 
-    python -m veille.serving.benchmark throughput --model runs/veille-quick
+    python -m veille.serving.benchmark throughput --model runs/veille-quick --threads 1
     python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 --chars 5000 --chars 100000
     python -m veille.serving.benchmark load --model runs/veille-quick --requests 400 --concurrency 8
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
-entities *and* relations, JSONL written) against the Hugging Face
+entities *and* relations, JSONL written), with each encoder runtime asked (torch, the
+ONNX float32 and int8 exports of ``veille export onnx``), against the Hugging Face
 ``pipeline("token-classification", aggregation_strategy="first")`` running the same
 encoder and entity-head weights (exported from the joint model as an
-``AutoModelForTokenClassification``), on the same sentences, device and batch size.
+``AutoModelForTokenClassification``), on the same sentences, device, threads and batch
+size; then the cold start of ``veille predict`` on one short article with each runtime.
 
 ``memory``: peak resident memory of a ``veille predict`` process over N sentences, for
 several N (streaming: it should not grow with the input), and over one unpunctuated
@@ -100,70 +102,117 @@ def export_token_classifier(model_dir: Path, out_dir: Path) -> Path:
     return out_dir
 
 
+# Encoder runtimes the throughput benchmark can compare: name → (--runtime, --dtype); None: the benchmark's --dtype.
+VARIANTS: dict[str, tuple[str, str | None]] = {"torch": ("torch", None), "onnx": ("onnx", "float32"), "onnx-int8": ("onnx", "int8")}
+
+
 @app.command()
 def throughput(
     model: ModelOption,
     sentences: Annotated[int, typer.Option(help="Sentences to predict.")] = 1000,
     batch_size: Annotated[int, typer.Option()] = 32,
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str, typer.Option(help="float32 or bfloat16, for both sides.")] = "float32",
-    threads: Annotated[int, typer.Option(help="torch CPU threads for both sides (0: torch's default). 1 gives stable figures on a busy machine.")] = 0,
+    dtype: Annotated[str, typer.Option(help="float32 or bfloat16, for torch and the HF pipeline.")] = "float32",
+    threads: Annotated[int, typer.Option(help="CPU threads of every side (0: the libraries' default, one per core). 1 gives stable figures on a busy machine.")] = 0,
+    runtimes: Annotated[
+        list[str],
+        typer.Option("--runtime", help=f"veille runtimes to measure: {', '.join(VARIANTS)} (repeat; default: torch and each ONNX export the model has)."),
+    ] = [],  # noqa: B006
     repeats: Annotated[int, typer.Option(help="Timed runs of each, alternating; the best counts.")] = 2,
+    cold_start: Annotated[bool, typer.Option(help="Also time `veille predict` on one short article, process start to exit, per runtime.")] = True,
     json_out: JsonOption = None,
 ) -> None:
-    """veille predict vs the Hugging Face token-classification pipeline on the same weights."""
+    """veille predict (torch, ONNX float32, ONNX int8) vs the Hugging Face token-classification pipeline on the same weights."""
     import torch
     from transformers import pipeline
 
     from veille.models.predictor import Predictor
+    from veille.models.runtime import export_path
 
     from .writers import open_writers
 
+    unknown = [name for name in runtimes if name not in VARIANTS]
+    if unknown:
+        raise typer.BadParameter(f"unknown runtime(s) {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
+    runtimes = runtimes or ["torch", *(name for name in VARIANTS if name != "torch" and export_path(model, VARIANTS[name][1]).is_file())]
     if threads:
         torch.set_num_threads(threads)
     texts = corpus_sentences(sentences)
     articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
-    predictor = Predictor.load(model, device=device, dtype=dtype)
-    counts = {"entities": 0, "relations": 0, "hf_entities": 0}
+    predictors = {name: Predictor.load(model, device=device, dtype=VARIANTS[name][1] or dtype, runtime=VARIANTS[name][0], threads=threads or None) for name in runtimes}
+    tokens = sum(len(ids) for ids in next(iter(predictors.values())).tokenizer(texts)["input_ids"])
+    counts: dict[str, dict[str, int]] = {name: {} for name in [*runtimes, "hf"]}
 
-    def veille_run(items: list[Article]) -> None:
+    def veille_run(name: str, items: list[Article]) -> None:
+        predictor = predictors[name]
+        found = counts[name] = {"entities": 0, "relations": 0}
         with tempfile.TemporaryDirectory() as tmp, open_writers(["jsonl"], Path(tmp) / "out.jsonl", predictor.schema, sys.stdout) as writers:
-            counts.update(entities=0, relations=0)
             for prediction in predict_articles(predictor, items, PredictOptions(batch_size=batch_size)):
                 writers[0].write(prediction)
-                counts["entities"] += len(prediction.example.entities)
-                counts["relations"] += len(prediction.example.relations)
+                found["entities"] += len(prediction.example.entities)
+                found["relations"] += len(prediction.example.relations)
 
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = export_token_classifier(model, Path(tmp) / "token-classifier")
         tagger = pipeline("token-classification", model=str(hf_dir), aggregation_strategy="first", device=torch.device(device), dtype=getattr(torch, dtype))
 
         def hf_run(items: list[str]) -> None:
-            counts["hf_entities"] = sum(len(found) for found in tagger(items, batch_size=batch_size))
+            counts["hf"] = {"entities": sum(len(found) for found in tagger(items, batch_size=batch_size))}
 
         hf_run(texts[:batch_size])  # warm-up
-        veille_run(articles[:batch_size])
-        hf, ours = Timing(), Timing()
-        for _ in range(repeats):  # alternate, keep the best of each: fair to both against background load
-            hf.measure(lambda: hf_run(texts))
-            ours.measure(lambda: veille_run(articles))
+        for name in runtimes:
+            veille_run(name, articles[:batch_size])
+        timings = {name: Timing() for name in ["hf", *runtimes]}
+        for _ in range(repeats):  # alternate, keep the best of each: fair to all against background load
+            timings["hf"].measure(lambda: hf_run(texts))
+            for name in runtimes:
+                timings[name].measure(lambda name=name: veille_run(name, articles))
+    hf = timings["hf"]
     result = {
         "benchmark": "throughput",
         "model": str(model),
         "device": device,
-        "dtype": dtype,
+        "threads": threads or "default",
         "torch_threads": torch.get_num_threads(),
         "sentences": len(texts),
+        "tokens": tokens,
         "batch_size": batch_size,
-        "veille_sentences_per_s": round(len(texts) / ours.wall, 1),
-        "hf_pipeline_sentences_per_s": round(len(texts) / hf.wall, 1),
-        "ratio": round(hf.wall / ours.wall, 2),
-        "ratio_cpu_time": round(hf.cpu / ours.cpu, 2),
-        "veille_entities": counts["entities"],
-        "veille_relations": counts["relations"],
-        "hf_entities": counts["hf_entities"],
+        "hf_pipeline": {"dtype": dtype, **_rates(len(texts), tokens, hf), **counts["hf"]},
+        "veille": {
+            name: {
+                "runtime": predictors[name].runtime, "dtype": predictors[name].dtype, **_rates(len(texts), tokens, timings[name]),
+                "ratio": round(hf.wall / timings[name].wall, 2), "ratio_cpu_time": round(hf.cpu / timings[name].cpu, 2), **counts[name],
+            }
+            for name in runtimes
+        },
     }
+    if cold_start:
+        result["cold_start_s"] = {name: predict_cold_start(model, *VARIANTS[name], dtype, threads) for name in runtimes}
     _report(result, json_out)
+
+
+def _rates(sentences: int, tokens: int, timing: Timing) -> dict[str, float]:
+    return {"sentences_per_s": round(sentences / timing.wall, 1), "tokens_per_s": round(tokens / timing.wall)}
+
+
+def predict_cold_start(model: Path, runtime: str, variant_dtype: str | None, dtype: str, threads: int, runs: int = 2) -> float:
+    """Seconds from starting `veille predict` on one short article to its exit, output written (best of ``runs``).
+
+    What a user waits for on every small job: interpreter, imports, model and session
+    loading, one prediction. The best run has the files in the page cache, as on a
+    machine that predicts often.
+    """
+    article = "Arthur Mensch, cofondateur de Mistral AI, a annoncé à Paris une levée de 600 millions d'euros auprès de Nvidia."
+    best = float("inf")
+    with tempfile.TemporaryDirectory() as tmp:
+        source, output = Path(tmp) / "article.txt", Path(tmp) / "out.jsonl"
+        source.write_text(article, encoding="utf-8")
+        command = [sys.executable, "-m", "veille", "predict", "--model", str(model), str(source), "-o", str(output), "-q"]
+        command += ["--device", "cpu", "--runtime", runtime, "--dtype", variant_dtype or dtype, "--threads", str(threads)]
+        for _ in range(runs):
+            _, elapsed = peak_rss_mb(command, {"HF_HUB_OFFLINE": "1"})
+            best = min(best, elapsed)
+    return round(best, 2)
 
 
 @dataclass

@@ -21,7 +21,7 @@ from veille.annotation.articles import missing_inputs, read_articles, warn_dupli
 from veille.annotation.atomic import sigterm_as_ctrl_c
 from veille.annotation.console import err, fail, progress_interval, warning
 from veille.annotation.validate import Problem
-from veille.models.cli import DeviceOption
+from veille.models.cli import DeviceOption, RuntimeOption, ThreadsOption
 
 from .pipeline import (
     DEFAULT_BATCH_SIZE,
@@ -37,7 +37,11 @@ from .writers import FORMATS, open_writers, output_paths
 
 ModelOption = Annotated[Path, typer.Option("--model", "-m", help="Trained model directory (from `veille train`).")]
 DtypeOption = Annotated[
-    Optional[str], typer.Option("--dtype", help="float32, bfloat16 or float16 (default: bfloat16/float16 on GPU, float32 on CPU).")
+    Optional[str],
+    typer.Option(
+        "--dtype",
+        help="float32, bfloat16 or float16 with torch; float32 or int8 with onnx (default: bfloat16/float16 on GPU, float32 on CPU; the int8 export when there is one).",
+    ),
 ]
 BatchOption = Annotated[int, typer.Option("--batch-size", min=1, help="Sentences per forward pass.")]
 RelationOption = Annotated[
@@ -61,12 +65,12 @@ def register(app: typer.Typer) -> None:
     annotate_app.command()(suggest)
 
 
-def load_predictor(model: Path, device: str, dtype: str | None):
-    """Load the model, turning a bad directory into a clean CLI error (exit 2)."""
+def load_predictor(model: Path, device: str, dtype: str | None, runtime: str = "auto", threads: int = 0):
+    """Load the model, turning a bad directory or export into a clean CLI error (exit 2)."""
     from veille.models.predictor import Predictor
 
     try:
-        return Predictor.load(model, device=device, dtype=dtype)
+        return Predictor.load(model, device=device, dtype=dtype, runtime=runtime, threads=threads or None)
     except (OSError, ValueError) as exc:
         raise fail(f"cannot load model {model}: {exc}") from None
 
@@ -92,6 +96,8 @@ def predict(
     batch_size: BatchOption = DEFAULT_BATCH_SIZE,
     device: DeviceOption = "auto",
     dtype: DtypeOption = None,
+    runtime: RuntimeOption = "auto",
+    threads: ThreadsOption = 0,
     relation_threshold: RelationOption = None,
     min_entity_score: EntityOption = DEFAULT_MIN_ENTITY_SCORE,
     chunk_sentences: Annotated[
@@ -108,7 +114,7 @@ def predict(
     except ValueError as exc:
         raise fail(str(exc)) from None
     inputs, missing = existing_inputs(inputs, "predict")
-    predictor = load_predictor(model, device, dtype)
+    predictor = load_predictor(model, device, dtype, runtime, threads)
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
     summary = RunSummary(show, skipped=len(missing))
     try:
@@ -192,6 +198,8 @@ def serve(
     batch_size: BatchOption = DEFAULT_BATCH_SIZE,
     device: DeviceOption = "auto",
     dtype: DtypeOption = None,
+    runtime: RuntimeOption = "auto",
+    threads: ThreadsOption = 0,
     relation_threshold: RelationOption = None,
     min_entity_score: EntityOption = DEFAULT_MIN_ENTITY_SCORE,
     max_request_bytes: Annotated[int, typer.Option("--max-request-bytes", min=1, help="Larger bodies get 413.")] = DEFAULT_LIMITS.max_request_bytes,
@@ -208,8 +216,8 @@ def serve(
 
     from .api import create_app
 
-    predictor = load_predictor(model, device, dtype)
+    predictor = load_predictor(model, device, dtype, runtime, threads)
     limits = ServeLimits(max_request_bytes, max_texts, max_text_chars, max_batch_sentences, max_wait_ms)
     app = create_app(predictor, PredictOptions(batch_size, relation_threshold, min_entity_score), limits)
-    err.print(f"veille serve: model {predictor.model_name} {predictor.model_version} on {predictor.device}; http://{host}:{port}/ (page), /docs (API)", highlight=False)
+    err.print(f"veille serve: model {predictor.model_name} {predictor.model_version} on {predictor.device} ({predictor.runtime}, {predictor.dtype}); http://{host}:{port}/ (page), /docs (API)", highlight=False)
     uvicorn.run(app, host=host, port=port, timeout_graceful_shutdown=shutdown_timeout, log_level="info")

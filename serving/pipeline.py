@@ -34,6 +34,8 @@ class SentencePredictor(Protocol):
     model_version: str
     schema: Schema
     device: Any
+    runtime: str  # what runs the encoder: torch or onnx
+    dtype: str  # the encoder's precision
     relation_thresholds: dict[str, float]  # each relation label's default threshold
 
     def predict(

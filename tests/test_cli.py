@@ -56,13 +56,15 @@ def test_train_without_a_preset_picks_one_that_runs_here_and_says_so():
 
 
 def test_help_screens_read_like_a_cli_not_like_python():
-    screens = {command: veille(*command.split(), "--help").stdout for command in ("", "train", "evaluate", "predict", "serve", "corpus validate", "annotate push")}
+    screens = {command: veille(*command.split(), "--help").stdout for command in ("", "train", "evaluate", "predict", "serve", "corpus validate", "annotate push", "export onnx")}
     for command, text in screens.items():
         assert "<bool>" not in text and "<list" not in text and "<int>" not in text, command
     assert "offline (e5-small-offline, 12 epochs, 4 frozen layers)" in screens["train"]
     device_lines = {command: line for command, text in screens.items() for line in text.splitlines() if "--device" in line}
     assert set(device_lines) == {"train", "evaluate", "predict", "serve"}
     assert all("DEVICE" in line and "auto (the GPU when there is one), cpu, cuda, cuda:N or mps." in line for line in device_lines.values()), device_lines
+    assert {command for command, text in screens.items() if "--runtime" in text and "--threads" in text} == {"evaluate", "predict", "serve"}
+    assert "--int8" in screens["export onnx"] and "MODEL_DIR" in screens["export onnx"]
 
 
 def test_loading_an_encoder_prints_no_transformers_report(tiny_base_model, capfd):

@@ -10,7 +10,7 @@ import typer
 
 from veille.annotation.atomic import atomic_write_text
 from veille.annotation.console import console, err, fail
-from veille.models.cli import DEVICE_HELP, DeviceOption
+from veille.models.cli import DEVICE_HELP, DeviceOption, RuntimeOption, ThreadsOption
 
 from .config import preset_summaries
 
@@ -95,7 +95,11 @@ def evaluate_command(
         Optional[float], typer.Option(min=0.0, max=1.0, help="Minimum probability of a predicted relation, for every label (default: each label's threshold, tuned on dev).")
     ] = None,
     device: DeviceOption = "auto",
-    dtype: Annotated[Optional[str], typer.Option(help="float32, bfloat16 or float16 (default: as veille predict, bfloat16/float16 on GPU, float32 on CPU).")] = None,
+    dtype: Annotated[
+        Optional[str], typer.Option(help="float32, bfloat16 or float16 with torch; float32 or int8 with onnx (default: as veille predict).")
+    ] = None,
+    runtime: RuntimeOption = "auto",
+    threads: ThreadsOption = 0,
 ) -> None:
     """Score a model: entities (seqeval-style), relations strict end-to-end and with gold entities, and why it errs.
 
@@ -116,7 +120,7 @@ def evaluate_command(
     if repeated:
         raise fail(f"several --data files are named {', '.join(repeated)}: each split needs its own file name")
     try:
-        predictor = Predictor.load(model, device=device, dtype=dtype)
+        predictor = Predictor.load(model, device=device, dtype=dtype, runtime=runtime, threads=threads or None)
         if schema is not None:
             check_schema(predictor.schema, load_schema(schema), model)
         splits = {d: read_corpus(d, predictor.schema) for d in data}
@@ -125,7 +129,7 @@ def evaluate_command(
     except (CheckpointError, SchemaError, ValueError) as exc:  # ValueError: an unusable --device or --dtype
         raise fail(str(exc)) from None
     out = output or model / f"eval-{'+'.join(names)}"
-    header = {"model": str(model), "model_version": predictor.model_version, "dtype": predictor.dtype}
+    header = {"model": str(model), "model_version": predictor.model_version, "runtime": predictor.runtime, "dtype": predictor.dtype}
     scored = []
     for path, gold in splits.items():
         folder = out if len(data) == 1 else out / path.stem
