@@ -56,7 +56,7 @@ def missing_inputs(inputs: Iterable[str | Path]) -> list[Problem]:
     ``veille predict`` looks here before it loads a model, so a mistyped path is said at
     once, and a run with nothing to read stops there.
     """
-    return [Problem(str(item), 0, "<file>", "no such file or folder") for item in inputs if str(item) != "-" and not Path(item).exists()]
+    return [Problem(str(item), 0, "<file>", "no such file or folder") for item in inputs if not is_uri(item) and str(item) != "-" and not Path(item).exists()]
 
 
 def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -> Iterator[Article | Problem]:
@@ -80,7 +80,9 @@ def input_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, str] | Pro
     """
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if is_uri(item):
+            yield Problem(str(item), 0, "<file>", "a URI: only `veille predict --engine ray` reads these (or copy the file here)")
+        elif path.is_dir():
             files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in INPUT_SUFFIXES)
             if not files:
                 yield Problem(str(path), 0, "<folder>", "no .txt, .jsonl or .parquet files in this folder")
@@ -95,15 +97,25 @@ def input_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, str] | Pro
             yield Problem(str(path), 0, "<file>", "no such file or folder")
 
 
-def from_path(path: Path, article_id: str) -> Iterator[Article | Problem]:
-    """The articles of one input file (``article_id`` names a ``.txt`` article)."""
+def is_uri(item: str | Path) -> bool:
+    """``s3://…``, ``file://…``: read by ``--engine ray`` through ``pyarrow.fs``, not a local path."""
+    return "://" in str(item)
+
+
+def from_path(path: Path, article_id: str, source: str | None = None) -> Iterator[Article | Problem]:
+    """The articles of one input file (``article_id`` names a ``.txt`` article).
+
+    ``source`` (default: ``path``) is the name outputs and messages give the file: the
+    path as the user typed it, where a Ray worker opens it by its absolute path.
+    """
+    source = source or str(path)
     try:
         handle = path.open("rb")
     except OSError as exc:
-        yield Problem(str(path), 0, "<file>", f"cannot read: {exc.strerror}")
+        yield Problem(source, 0, "<file>", f"cannot read: {exc.strerror}")
         return
     with handle:
-        yield from from_handle(handle, str(path), article_id)
+        yield from from_handle(handle, source, article_id)
 
 
 def from_handle(handle: BinaryIO, source: str, article_id: str) -> Iterator[Article | Problem]:

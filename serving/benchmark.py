@@ -4,6 +4,7 @@
     python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 --chars 5000 --chars 100000
     python -m veille.serving.benchmark load --model runs/veille-quick --requests 400 --concurrency 8
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
+    python -m veille.serving.benchmark ray --model runs/veille-quick --articles 300
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
 entities *and* relations, JSONL written) against the Hugging Face
@@ -23,6 +24,11 @@ clients, status counts and latency p50/p95 (each request's whole round trip).
 model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
 the best throughput (the one that saturates the GPU).
 
+``ray``: ``veille predict`` with the local engine, then ``--engine ray`` with 1 and 2
+workers, on the same articles in one run; the Ray overhead at 1 worker, and the
+per-worker throughput (from the shards' busy time) behind a written estimate for a
+large job.
+
 Sentences come from the gold corpus and the seed articles, repeated to the size asked.
 Results are printed and written as JSON (``--json``) for the README.
 """
@@ -30,6 +36,7 @@ Results are printed and written as JSON (``--json``) for the README.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -367,6 +374,85 @@ def gpu(
     saturating = min(r["batch_size"] for r in sweep if r["sentences_per_s"] >= 0.95 * best)
     name = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
     _report({"benchmark": "gpu", "device": name, "sentences": len(texts), "tokens": tokens, "sweep": sweep, "saturating_batch_size": saturating}, json_out)
+
+
+@app.command("ray")
+def ray_engine(
+    model: ModelOption,
+    articles: Annotated[int, typer.Option(help="Articles to predict.")] = 300,
+    per_article: Annotated[int, typer.Option(help="Corpus sentences per article.")] = 3,
+    target: Annotated[int, typer.Option(help="Articles of the written estimate.")] = 10_000_000,
+    sentences_per_target_article: Annotated[int, typer.Option(help="Sentences per article in the estimate (news articles: 20-40).")] = 25,
+    json_out: JsonOption = None,
+) -> None:
+    """`veille predict` local vs --engine ray with 1 and 2 workers, same input, same run; the Ray overhead at 1 worker.
+
+    Each run goes through the CLI (model check, reading, writing, commit), the Ray runs
+    inside one local Ray started first (its start-up is reported apart: a cluster is
+    already up). Every configuration uses all the machine's cores: the local engine's
+    torch threads, one actor with all the CPUs, or two actors with half each.
+    """
+    import ray
+    from typer.testing import CliRunner
+
+    from veille.cli import app as cli
+
+    from .ray_engine import start_local_ray
+
+    cpus = os.cpu_count() or 1
+    texts = corpus_sentences(articles * per_article)
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "articles.jsonl"
+        lines = [json.dumps({"id": f"a{i}", "text": " ".join(texts[i * per_article : (i + 1) * per_article])}, ensure_ascii=False) for i in range(articles)]
+        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        def run(output: str, *options: str) -> float:
+            started = time.perf_counter()
+            result = CliRunner().invoke(cli, ["predict", str(source), "--model", str(model), "--device", "cpu", "-q", "-o", str(Path(tmp) / output), *options])
+            if result.exit_code != 0:
+                raise RuntimeError(f"veille predict {' '.join(options)} failed ({result.exit_code}):\n{result.output[-2000:]}")
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        start_local_ray(ray, cpus)
+        startup = time.perf_counter() - started
+        try:
+            run("warm-up.jsonl")  # file cache and imports, paid once for all
+            local = run("local.jsonl")
+            ray1 = run("ray1", "--engine", "ray", "--workers", "1", "--cpus-per-worker", str(cpus))
+            ray2 = run("ray2", "--engine", "ray", "--workers", "2", "--cpus-per-worker", str(cpus / 2))
+            manifest = json.loads((Path(tmp) / "ray2" / "manifest.json").read_text(encoding="utf-8"))
+        finally:
+            ray.shutdown()
+    sentences = manifest["sentences"]
+    busy = sum(shard["seconds"] for shard in manifest["shards"])
+    per_worker = sentences / busy  # sentences/s of one worker while it predicts (its start-up excluded)
+    hours = target * sentences_per_target_article / per_worker / 3600
+    _report(
+        {
+            "benchmark": "ray",
+            "model": str(model),
+            "cpus": cpus,
+            "articles": articles,
+            "sentences": sentences,
+            "ray_startup_s": round(startup, 1),
+            "local_s": round(local, 1),
+            "ray_1_worker_s": round(ray1, 1),
+            "ray_2_workers_s": round(ray2, 1),
+            "local_articles_per_s": round(articles / local, 1),
+            "ray_1_worker_articles_per_s": round(articles / ray1, 1),
+            "ray_2_workers_articles_per_s": round(articles / ray2, 1),
+            "ray_overhead_1_worker": round(ray1 / local - 1, 3),
+            "per_worker_sentences_per_s": round(per_worker, 1),
+            "estimate": {
+                "articles": target,
+                "sentences_per_article": sentences_per_target_article,
+                "worker_hours": round(hours, 1),
+                "workers_for_24h": math.ceil(hours / 24),
+            },
+        },
+        json_out,
+    )
 
 
 def build_base_sized_model(out_dir: Path) -> Path:
