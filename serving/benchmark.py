@@ -378,7 +378,7 @@ def gpu(
 
 @app.command("ray")
 def ray_engine(
-    model: ModelOption,
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory (default: random weights of e5-small's shape, 12 × 384).")] = None,
     articles: Annotated[int, typer.Option(help="Articles to predict.")] = 300,
     per_article: Annotated[int, typer.Option(help="Corpus sentences per article.")] = 3,
     target: Annotated[int, typer.Option(help="Articles of the written estimate.")] = 10_000_000,
@@ -402,6 +402,7 @@ def ray_engine(
     cpus = os.cpu_count() or 1
     texts = corpus_sentences(articles * per_article)
     with tempfile.TemporaryDirectory() as tmp:
+        model = model or build_base_sized_model(Path(tmp) / "e5-small-sized", hidden=384)
         source = Path(tmp) / "articles.jsonl"
         lines = [json.dumps({"id": f"a{i}", "text": " ".join(texts[i * per_article : (i + 1) * per_article])}, ensure_ascii=False) for i in range(articles)]
         source.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -455,8 +456,8 @@ def ray_engine(
     )
 
 
-def build_base_sized_model(out_dir: Path) -> Path:
-    """A joint model of camembert-base's shape (12 × 768, 12 heads) with the e5-small-offline tokenizer.
+def build_base_sized_model(out_dir: Path, hidden: int = 768) -> Path:
+    """A joint model of camembert-base's shape (12 × 768, 12 heads; ``hidden=384``: e5-small's) with the e5-small-offline tokenizer.
 
     The weights are random: speed does not depend on them, except through the number of
     entities found (relation candidates), so the entity head is biased towards « O » to
@@ -473,7 +474,7 @@ def build_base_sized_model(out_dir: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("e5-small-offline"))
     schema = load_schema()
-    config = CamembertConfig(vocab_size=len(tokenizer), max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id)
+    config = CamembertConfig(vocab_size=len(tokenizer), max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id, hidden_size=hidden, intermediate_size=4 * hidden)
     torch.manual_seed(0)
     joint = JointModel(JointConfig(bio_labels(schema), schema.entity_labels, schema.relation_labels), CamembertModel(config, add_pooling_layer=False))
     with torch.no_grad():
