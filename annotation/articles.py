@@ -1,5 +1,6 @@
 """Reading articles to annotate or to predict on: ``.txt`` files, folders of them, JSONL
-``{"id", "text"}`` lines, and ``-`` for standard input.
+``{"id", "text"}`` lines, Parquet files with ``id`` and ``text`` columns, and ``-`` for
+standard input.
 
 Articles stream one at a time so that memory stays flat over large inputs. A bad
 article (binary, not UTF-8, not JSON, no text) is yielded as a :class:`Problem` naming
@@ -12,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 from .document import Example
@@ -22,6 +23,8 @@ from .validate import Problem
 
 TEXT_SUFFIXES = (".txt",)
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
+PARQUET_SUFFIXES = (".parquet",)
+INPUT_SUFFIXES = TEXT_SUFFIXES + JSONL_SUFFIXES + PARQUET_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def missing_inputs(inputs: Iterable[str | Path]) -> list[Problem]:
     ``veille predict`` looks here before it loads a model, so a mistyped path is said at
     once, and a run with nothing to read stops there.
     """
-    return [Problem(str(item), 0, "<file>", "no such file or folder") for item in inputs if str(item) != "-" and not Path(item).exists()]
+    return [Problem(str(item), 0, "<file>", "no such file or folder") for item in inputs if not is_uri(item) and str(item) != "-" and not Path(item).exists()]
 
 
 def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -> Iterator[Article | Problem]:
@@ -62,33 +65,68 @@ def read_articles(inputs: Iterable[str | Path], stdin: BinaryIO | None = None) -
         if str(item) == "-":
             yield from _read_stream(stdin or sys.stdin.buffer, "<stdin>")
             continue
+        for found in input_files([item]):
+            if isinstance(found, Problem):
+                yield found
+            else:
+                yield from from_path(*found)
+
+
+def input_files(inputs: Iterable[str | Path]) -> Iterator[tuple[Path, str] | Problem]:
+    """Each input file (not ``-``) with its article id (a ``.txt`` file's id), or a :class:`Problem`.
+
+    Separate from the reading so that ``--engine ray`` lists the files on the driver and
+    reads them on its workers, with the ids and messages of the local engine.
+    """
+    for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in TEXT_SUFFIXES + JSONL_SUFFIXES)
+        if is_uri(item):
+            yield Problem(str(item), 0, "<file>", "a URI: only `veille predict --engine ray` reads these (or copy the file here)")
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if (p.is_file() or p.is_symlink()) and p.suffix.lower() in INPUT_SUFFIXES)
             if not files:
-                yield Problem(str(path), 0, "<folder>", "no .txt or .jsonl files in this folder")
+                yield Problem(str(path), 0, "<folder>", "no .txt, .jsonl or .parquet files in this folder")
             for file in files:
                 if file.is_file():
-                    yield from _read_file(file, article_id=str(file.relative_to(path).with_suffix("")))
+                    yield file, str(file.relative_to(path).with_suffix(""))
                 else:  # a symbolic link to nothing (or to a folder): said, not skipped silently
                     yield Problem(str(file), 0, "<file>", f"symbolic link to {os.readlink(file)}, which is not a file")
         elif path.is_file():
-            yield from _read_file(path, article_id=path.stem)
+            yield path, path.stem
         else:
             yield Problem(str(path), 0, "<file>", "no such file or folder")
 
 
-def _read_file(path: Path, article_id: str) -> Iterator[Article | Problem]:
+def is_uri(item: str | Path) -> bool:
+    """``s3://…``, ``file://…``: read by ``--engine ray`` through ``pyarrow.fs``, not a local path."""
+    return "://" in str(item)
+
+
+def from_path(path: Path, article_id: str, source: str | None = None) -> Iterator[Article | Problem]:
+    """The articles of one input file (``article_id`` names a ``.txt`` article).
+
+    ``source`` (default: ``path``) is the name outputs and messages give the file: the
+    path as the user typed it, where a Ray worker opens it by its absolute path.
+    """
+    source = source or str(path)
     try:
         handle = path.open("rb")
     except OSError as exc:
-        yield Problem(str(path), 0, "<file>", f"cannot read: {exc.strerror}")
+        yield Problem(source, 0, "<file>", f"cannot read: {exc.strerror}")
         return
     with handle:
-        if path.suffix.lower() in JSONL_SUFFIXES:
-            yield from _read_jsonl(handle, str(path))  # line by line: memory stays flat
-        else:
-            yield _text_article(handle.read(), article_id, str(path))
+        yield from from_handle(handle, source, article_id)
+
+
+def from_handle(handle: BinaryIO, source: str, article_id: str) -> Iterator[Article | Problem]:
+    """The articles of an open binary file, by the suffix of ``source``: local files and Ray's (any filesystem) alike."""
+    suffix = PurePosixPath(source).suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        yield from _read_jsonl(handle, source)  # line by line: memory stays flat
+    elif suffix in PARQUET_SUFFIXES:
+        yield from _read_parquet(handle, source)
+    else:
+        yield _text_article(handle.read(), article_id, source)
 
 
 def _read_stream(stream: BinaryIO, source: str) -> Iterator[Article | Problem]:
@@ -128,15 +166,42 @@ def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Probl
         except JsonInputError as exc:
             yield Problem(source, line_no, exc.field, exc.message)
             continue
-        if not isinstance(obj, dict):
-            yield Problem(source, line_no, "<line>", "expected a JSON object with id and text")
-        elif not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            yield Problem(source, line_no, "text", "missing, empty or not a string")
-        elif not isinstance(obj.get("id"), (str, int)) or isinstance(obj.get("id"), bool):
-            yield Problem(source, line_no, "id", "missing or not a string")
-        else:
-            yield Article(str(obj["id"]), obj["text"], f"{source}:{line_no}")
+        yield _object_article(obj, source, line_no)
     if empty:
+        yield Problem(source, 0, "<file>", "empty file: no articles")
+
+
+def _object_article(obj: object, source: str, line_no: int) -> Article | Problem:
+    """A JSONL line's object or a Parquet row as an article, or what is wrong with it."""
+    if not isinstance(obj, dict):
+        return Problem(source, line_no, "<line>", "expected a JSON object with id and text")
+    if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+        return Problem(source, line_no, "text", "missing, empty or not a string")
+    if not isinstance(obj.get("id"), (str, int)) or isinstance(obj.get("id"), bool):
+        return Problem(source, line_no, "id", "missing or not a string")
+    return Article(str(obj["id"]), obj["text"], f"{source}:{line_no}")
+
+
+def _read_parquet(handle: BinaryIO, source: str) -> Iterator[Article | Problem]:
+    """Rows of the ``id`` and ``text`` columns, numbered from 1 as lines are, a row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(handle)
+    except (pa.ArrowException, OSError) as exc:
+        yield Problem(source, 0, "<file>", f"not a Parquet file: {exc}")
+        return
+    missing = [name for name in ("id", "text") if name not in parquet.schema_arrow.names]
+    if missing:
+        yield Problem(source, 0, "<file>", f"no {' and '.join(missing)} column (a Parquet input needs id and text)")
+        return
+    row = 0
+    for batch in parquet.iter_batches(columns=["id", "text"]):
+        for obj in batch.to_pylist():
+            row += 1
+            yield _object_article(obj, source, row)
+    if row == 0:
         yield Problem(source, 0, "<file>", "empty file: no articles")
 
 

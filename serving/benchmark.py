@@ -4,6 +4,7 @@
     python -m veille.serving.benchmark memory --model runs/veille-quick --sizes 10000 --chars 5000 --chars 100000
     python -m veille.serving.benchmark load --model runs/veille-quick --requests 400 --concurrency 8
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
+    python -m veille.serving.benchmark ray --model runs/veille-quick --articles 300
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
 entities *and* relations, JSONL written), with each encoder runtime asked (torch, the
@@ -25,6 +26,11 @@ clients, status counts and latency p50/p95 (each request's whole round trip).
 model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
 the best throughput (the one that saturates the GPU).
 
+``ray``: ``veille predict`` with the local engine, then ``--engine ray`` with 1 and 2
+workers, on the same articles in one run; the Ray overhead at 1 worker, and the
+per-worker throughput (from the shards' busy time) behind a written estimate for a
+large job.
+
 Sentences come from the gold corpus and the seed articles, repeated to the size asked.
 Results are printed and written as JSON (``--json``) for the README.
 """
@@ -32,6 +38,7 @@ Results are printed and written as JSON (``--json``) for the README.
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -418,8 +425,88 @@ def gpu(
     _report({"benchmark": "gpu", "device": name, "sentences": len(texts), "tokens": tokens, "sweep": sweep, "saturating_batch_size": saturating}, json_out)
 
 
-def build_base_sized_model(out_dir: Path) -> Path:
-    """A joint model of camembert-base's shape (12 × 768, 12 heads) with the e5-small-offline tokenizer.
+@app.command("ray")
+def ray_engine(
+    model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory (default: random weights of e5-small's shape, 12 × 384).")] = None,
+    articles: Annotated[int, typer.Option(help="Articles to predict.")] = 300,
+    per_article: Annotated[int, typer.Option(help="Corpus sentences per article.")] = 3,
+    target: Annotated[int, typer.Option(help="Articles of the written estimate.")] = 10_000_000,
+    sentences_per_target_article: Annotated[int, typer.Option(help="Sentences per article in the estimate (news articles: 20-40).")] = 25,
+    json_out: JsonOption = None,
+) -> None:
+    """`veille predict` local vs --engine ray with 1 and 2 workers, same input, same run; the Ray overhead at 1 worker.
+
+    Each run goes through the CLI (model check, reading, writing, commit), the Ray runs
+    inside one local Ray started first (its start-up is reported apart: a cluster is
+    already up). Every configuration uses all the machine's cores: the local engine's
+    torch threads, one actor with all the CPUs, or two actors with half each.
+    """
+    import ray
+    from typer.testing import CliRunner
+
+    from veille.cli import app as cli
+
+    from .ray_engine import start_local_ray
+
+    cpus = os.cpu_count() or 1
+    texts = corpus_sentences(articles * per_article)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = model or build_base_sized_model(Path(tmp) / "e5-small-sized", hidden=384)
+        source = Path(tmp) / "articles.jsonl"
+        lines = [json.dumps({"id": f"a{i}", "text": " ".join(texts[i * per_article : (i + 1) * per_article])}, ensure_ascii=False) for i in range(articles)]
+        source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+        def run(output: str, *options: str) -> float:
+            started = time.perf_counter()
+            result = CliRunner().invoke(cli, ["predict", str(source), "--model", str(model), "--device", "cpu", "-q", "-o", str(Path(tmp) / output), *options])
+            if result.exit_code != 0:
+                raise RuntimeError(f"veille predict {' '.join(options)} failed ({result.exit_code}):\n{result.output[-2000:]}")
+            return time.perf_counter() - started
+
+        started = time.perf_counter()
+        start_local_ray(ray, cpus)
+        startup = time.perf_counter() - started
+        try:
+            run("warm-up.jsonl")  # file cache and imports, paid once for all
+            local = run("local.jsonl")
+            ray1 = run("ray1", "--engine", "ray", "--workers", "1", "--cpus-per-worker", str(cpus))
+            ray2 = run("ray2", "--engine", "ray", "--workers", "2", "--cpus-per-worker", str(cpus / 2))
+            manifest = json.loads((Path(tmp) / "ray2" / "manifest.json").read_text(encoding="utf-8"))
+        finally:
+            ray.shutdown()
+    sentences = manifest["sentences"]
+    busy = sum(shard["seconds"] for shard in manifest["shards"])
+    per_worker = sentences / busy  # sentences/s of one worker while it predicts (its start-up excluded)
+    hours = target * sentences_per_target_article / per_worker / 3600
+    _report(
+        {
+            "benchmark": "ray",
+            "model": str(model),
+            "cpus": cpus,
+            "articles": articles,
+            "sentences": sentences,
+            "ray_startup_s": round(startup, 1),
+            "local_s": round(local, 1),
+            "ray_1_worker_s": round(ray1, 1),
+            "ray_2_workers_s": round(ray2, 1),
+            "local_articles_per_s": round(articles / local, 1),
+            "ray_1_worker_articles_per_s": round(articles / ray1, 1),
+            "ray_2_workers_articles_per_s": round(articles / ray2, 1),
+            "ray_overhead_1_worker": round(ray1 / local - 1, 3),
+            "per_worker_sentences_per_s": round(per_worker, 1),
+            "estimate": {
+                "articles": target,
+                "sentences_per_article": sentences_per_target_article,
+                "worker_hours": round(hours, 1),
+                "workers_for_24h": math.ceil(hours / 24),
+            },
+        },
+        json_out,
+    )
+
+
+def build_base_sized_model(out_dir: Path, hidden: int = 768) -> Path:
+    """A joint model of camembert-base's shape (12 × 768, 12 heads; ``hidden=384``: e5-small's) with the e5-small-offline tokenizer.
 
     The weights are random: speed does not depend on them, except through the number of
     entities found (relation candidates), so the entity head is biased towards « O » to
@@ -436,7 +523,7 @@ def build_base_sized_model(out_dir: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_base_model("e5-small-offline"))
     schema = load_schema()
-    config = CamembertConfig(vocab_size=len(tokenizer), max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id)
+    config = CamembertConfig(vocab_size=len(tokenizer), max_position_embeddings=514, pad_token_id=tokenizer.pad_token_id, hidden_size=hidden, intermediate_size=4 * hidden)
     torch.manual_seed(0)
     joint = JointModel(JointConfig(bio_labels(schema), schema.entity_labels, schema.relation_labels), CamembertModel(config, add_pooling_layer=False))
     with torch.no_grad():

@@ -32,6 +32,7 @@ from .pipeline import (
     predict_articles,
 )
 from .limits import DEFAULT_LIMITS, ServeLimits
+from .ray_engine import AddressOption, CpusOption, Engine, EngineOption, GpusOption, ModelSpec, RaySettings, ShardOption, WorkersOption, predict_on_ray
 from .writers import FORMATS, open_writers, output_paths
 
 
@@ -105,8 +106,14 @@ def predict(
     ] = DEFAULT_CHUNK_SENTENCES,
     show: Annotated[int, typer.Option("--show", min=0, help="At the end, print the best-scored relation of up to this many relation labels.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    engine: EngineOption = Engine.local,
+    workers: WorkersOption = 1,
+    cpus_per_worker: CpusOption = 1.0,
+    gpus_per_worker: GpusOption = 0.0,
+    shard_articles: ShardOption = RaySettings.shard_articles,
+    address: AddressOption = None,
 ) -> None:
-    """Extract entities and relations from articles: one JSON line per article (or Label Studio tasks, CSV, TSV, an HTML page)."""
+    """Extract entities and relations from articles: one JSON line per article (or Label Studio tasks, CSV, TSV, Parquet, an HTML page)."""
     from tqdm import tqdm
 
     try:
@@ -114,9 +121,14 @@ def predict(
     except ValueError as exc:
         raise fail(str(exc)) from None
     inputs, missing = existing_inputs(inputs, "predict")
-    predictor = load_predictor(model, device, dtype, runtime, threads)
+    predictor = load_predictor(model, "cpu" if engine == "ray" else device, dtype if engine == "local" else None, runtime, threads)
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
     summary = RunSummary(show, skipped=len(missing))
+    if engine == "ray":  # the model loaded above was the check (exit 2 for a bad directory): each actor loads its own
+        del predictor
+        settings = RaySettings(workers, cpus_per_worker, gpus_per_worker, shard_articles, address)
+        spec = ModelSpec(str(model.resolve()), device, dtype)
+        return summary.close(predict_on_ray(inputs, spec, output, formats, options, settings, summary, quiet))
     try:
         with (
             sigterm_as_ctrl_c(),  # a kill removes the temp files, as Ctrl-C does
@@ -139,10 +151,7 @@ def predict(
         done = f"no output written ({kept} left as it was)" if kept else f"{summary.articles} article(s) written to stdout"
         warning(f"{done}; exit code 130", tag="interrupted")
         raise typer.Exit(130) from None
-    summary.print(", ".join(str(p) for p in paths if p is not None) or "stdout")
-    if summary.skipped:
-        warning(f"{summary.skipped} input(s) skipped (listed above); exit code 1", tag="skipped")
-        raise typer.Exit(1)
+    summary.close(", ".join(str(p) for p in paths if p is not None) or "stdout")
 
 
 @dataclass
@@ -173,6 +182,13 @@ class RunSummary:
             score = relation.score or 0.0
             if score > self.best.get(relation.label, (-1.0,))[0]:
                 self.best[relation.label] = (score, (example.id, head, relation.label, tail))
+
+    def close(self, where: str) -> None:
+        """Print the closing line; exit 1 when input was skipped (either engine)."""
+        self.print(where)
+        if self.skipped:
+            warning(f"{self.skipped} input(s) skipped (listed above); exit code 1", tag="skipped")
+            raise typer.Exit(1)
 
     def print(self, where: str) -> None:
         elapsed = time.perf_counter() - self.started

@@ -9,6 +9,10 @@
 - ``excel``: the same table as a French Excel opens it with a double click: UTF-8 with a
   byte-order mark (else accents are garbled), ``;`` between columns (``,`` is the
   decimal separator there), decimal commas in scores, CRLF line ends.
+- ``parquet``: one row per article (id, text, entities and relations as lists of structs,
+  source, sentences, model, model_version), what a data team loads next (pandas,
+  DuckDB, Spark); ``parquet-table``: the csv table's rows, typed (ints, float scores,
+  nulls where a column does not apply). Both written a row group at a time.
 - ``html``: one self-contained page for people to read (:mod:`veille.annotation.view`):
   entities highlighted in the schema's colours, relations under each sentence, filters,
   a summary; 20 articles per page section, so the browser draws one section at a time.
@@ -28,15 +32,22 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from veille.annotation.atomic import atomic_open
+from veille.annotation.document import Example
 from veille.annotation.labelstudio.results import prediction_task
 from veille.annotation.schema import Schema
 from veille.annotation.view import PageWriter, view_meta
 
 from .pipeline import ArticlePrediction
 
-FORMATS = ("jsonl", "labelstudio", "csv", "tsv", "excel", "html")
-SUFFIXES = {"jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv", "excel": ".excel.csv", "html": ".html"}
+FORMATS = ("jsonl", "labelstudio", "csv", "tsv", "excel", "html", "parquet", "parquet-table")
+SUFFIXES = {
+    "jsonl": ".jsonl", "labelstudio": ".labelstudio.json", "csv": ".csv", "tsv": ".tsv", "excel": ".excel.csv", "html": ".html",
+    "parquet": ".parquet", "parquet-table": ".table.parquet",
+}
+BINARY_FORMATS = ("parquet", "parquet-table")
 TABLE_COLUMNS = ("article", "kind", "id", "label", "start", "end", "text", "score", "head", "head_text", "tail", "tail_text")
+ARTICLE_META = ("source", "sentences", "model", "model_version")
+PARQUET_ROW_GROUP = 1000  # articles buffered per Parquet row group: memory stays flat, files stay few-grouped
 
 
 class Writer(Protocol):
@@ -88,19 +99,77 @@ class TableWriter:
         self.rows.writerow(TABLE_COLUMNS)
 
     def write(self, prediction: ArticlePrediction) -> None:
-        example = prediction.example
-        doc = example.id
-        for entity in example.entities:
-            self.rows.writerow([doc, "entity", entity.id, entity.label, entity.start, entity.end, example.mention(entity), self._score(entity.score), "", "", "", ""])
-        for relation in example.relations:
-            head, tail = example.entity(relation.head), example.entity(relation.tail)
-            self.rows.writerow([doc, "relation", "", relation.label, "", "", "", self._score(relation.score), relation.head, example.mention(head), relation.tail, example.mention(tail)])
+        for row in table_rows(prediction.example):
+            self.rows.writerow(["" if value is None else self._score(value) if column == "score" else value for column, value in zip(TABLE_COLUMNS, row)])
 
     def finish(self) -> None:
         self.handle.flush()
 
-    def _score(self, score: float | None) -> str:
-        return "" if score is None else f"{score:.4f}".replace(".", self.decimal)
+    def _score(self, score: float) -> str:
+        return f"{score:.4f}".replace(".", self.decimal)
+
+
+def table_rows(example: Example) -> Iterator[tuple[str | int | float | None, ...]]:
+    """The article's entities, then its relations, as typed rows of :data:`TABLE_COLUMNS` (None: not applicable)."""
+    doc = example.id
+    for entity in example.entities:
+        yield (doc, "entity", entity.id, entity.label, entity.start, entity.end, example.mention(entity), entity.score, None, None, None, None)
+    for relation in example.relations:
+        head, tail = example.entity(relation.head), example.entity(relation.tail)
+        yield (doc, "relation", None, relation.label, None, None, None, relation.score, relation.head, example.mention(head), relation.tail, example.mention(tail))
+
+
+class ParquetWriter:
+    """``parquet`` (one row per article) or ``parquet-table`` (the csv table, typed), a row group per
+    :data:`PARQUET_ROW_GROUP` articles so that a long run holds one group in memory."""
+
+    def __init__(self, handle: IO[bytes], table: bool) -> None:
+        import pyarrow.parquet as pq
+
+        self.table = table
+        self.schema = parquet_schema(table)
+        self.writer = pq.ParquetWriter(handle, self.schema)
+        self.rows: list[dict] = []
+        self.articles = 0
+
+    def write(self, prediction: ArticlePrediction) -> None:
+        example = prediction.example
+        if self.table:
+            self.rows.extend(dict(zip(TABLE_COLUMNS, row)) for row in table_rows(example))
+        else:
+            line = example.to_json()  # the JSONL line's values (rounded scores, mention texts)
+            self.rows.append({"id": line["id"], "text": line["text"], "entities": line["entities"], "relations": line["relations"]} | {key: example.meta.get(key) for key in ARTICLE_META})
+        self.articles += 1
+        if self.articles % PARQUET_ROW_GROUP == 0:
+            self._flush()
+
+    def finish(self) -> None:
+        self._flush()
+        self.writer.close()
+
+    def _flush(self) -> None:
+        import pyarrow as pa
+
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.rows = []
+
+
+def parquet_schema(table: bool):
+    """The Arrow schema of ``parquet-table`` (``table``) or of ``parquet``: fixed, so that every shard of a run has the same."""
+    import pyarrow as pa
+
+    string, integer, score = pa.string(), pa.int64(), pa.float64()
+    if table:
+        types = {"start": integer, "end": integer, "score": score}
+        return pa.schema([(column, types.get(column, string)) for column in TABLE_COLUMNS])
+    entity = pa.struct([("id", string), ("start", integer), ("end", integer), ("label", string), ("text", string), ("score", score)])
+    relation = pa.struct([("head", string), ("tail", string), ("label", string), ("score", score)])
+    meta = {"sentences": integer}
+    return pa.schema(
+        [("id", string), ("text", string), ("entities", pa.list_(entity)), ("relations", pa.list_(relation))]
+        + [(key, meta.get(key, string)) for key in ARTICLE_META]
+    )
 
 
 class HtmlWriter:
@@ -119,8 +188,10 @@ class HtmlWriter:
         self.page.finish(view_meta("predictions", self.schema, self.model))
 
 
-def make_writer(fmt: str, handle: IO[str], schema: Schema) -> Writer:
-    """The writer of a format already checked by :func:`output_paths`."""
+def make_writer(fmt: str, handle: IO, schema: Schema) -> Writer:
+    """The writer of a format already checked by :func:`output_paths` (a binary handle for :data:`BINARY_FORMATS`)."""
+    if fmt in BINARY_FORMATS:
+        return ParquetWriter(handle, table=fmt == "parquet-table")
     if fmt == "labelstudio":
         return LabelStudioWriter(handle, schema)
     if fmt == "html":
@@ -143,6 +214,8 @@ def output_paths(formats: list[str], output: Path | None) -> list[Path | None]:
         raise ValueError("each --format may be given once")
     if output is None and len(formats) > 1:
         raise ValueError("several --format need -o/--output (the extra formats are written beside it)")
+    if output is None and formats[0] in BINARY_FORMATS:
+        raise ValueError(f"--format {formats[0]} needs -o/--output (a binary file, not for a terminal)")
     if output is None:
         return [None]
     stem = output.name[: -len(output.suffix)] if output.suffix else output.name
@@ -156,7 +229,7 @@ def open_writers(formats: list[str], output: Path | None, schema: Schema, stdout
     with contextlib.ExitStack() as stack:
         writers = []
         for fmt, path in zip(formats, paths):
-            handle = stdout if path is None else stack.enter_context(atomic_open(path))
+            handle = stdout if path is None else stack.enter_context(atomic_open(path, "wb" if fmt in BINARY_FORMATS else "w"))
             writers.append(make_writer(fmt, handle, schema))
         yield writers
         for writer in writers:

@@ -63,7 +63,7 @@ def test_missing_path_and_empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     assert problems(read_articles([tmp_path / "nope.txt", tmp_path / "empty"])) == [
         f"{tmp_path / 'nope.txt'}: <file>: no such file or folder",
-        f"{tmp_path / 'empty'}: <folder>: no .txt or .jsonl files in this folder",
+        f"{tmp_path / 'empty'}: <folder>: no .txt, .jsonl or .parquet files in this folder",
     ]
 
 
@@ -97,3 +97,20 @@ def test_duplicate_article_ids_are_warned_and_both_kept(tmp_path):
     kept = articles(warn_duplicate_ids(read_articles([path]), warnings.append))
     assert [a.text for a in kept] == ["Texte 0.", "Texte 1.", "Texte 2."]
     assert warnings == [f"{path}:3: id: duplicate article id 'a' (first at {path}:1); outputs keyed by id will mix them"]
+
+
+def test_parquet_rows_are_articles_and_bad_rows_or_files_are_problems(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"id": ["p1", "p2", "p3"], "text": ["Meta recrute.", "   ", "Mistral AI lève des fonds."], "lang": ["fr"] * 3})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=2)  # two row groups: numbering goes on across them
+    pq.write_table(pa.table({"body": ["x"]}), tmp_path / "nocol.parquet")
+    (tmp_path / "fake.parquet").write_bytes(b"not parquet at all")
+    found = list(read_articles([tmp_path]))
+    assert [(a.id, a.source) for a in articles(found)] == [("p1", f"{tmp_path / 'in.parquet'}:1"), ("p3", f"{tmp_path / 'in.parquet'}:3")]
+    assert problems(found)[0].startswith(f"{tmp_path / 'fake.parquet'}: <file>: not a Parquet file")
+    assert problems(found)[1:] == [
+        f"{tmp_path / 'in.parquet'}:2: text: missing, empty or not a string",
+        f"{tmp_path / 'nocol.parquet'}: <file>: no id and text column (a Parquet input needs id and text)",
+    ]

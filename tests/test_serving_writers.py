@@ -131,6 +131,31 @@ def test_excel_format_opens_in_a_french_spreadsheet(prediction: ArticlePredictio
     assert [{k: v for k, v in r.items() if k != "score"} for r in excel] == [{k: v for k, v in r.items() if k != "score"} for r in plain]
 
 
+def test_parquet_holds_the_jsonl_lines_and_parquet_table_the_csv_rows_typed(prediction: ArticlePrediction, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    target = tmp_path / "preds.jsonl"
+    with open_writers(["jsonl", "csv", "parquet", "parquet-table"], target, load_schema(), io.StringIO()) as writers:
+        for writer in writers:
+            writer.write(prediction)
+            writer.write(prediction)
+    line = json.loads(target.read_text(encoding="utf-8").splitlines()[0])
+    articles = pq.read_table(tmp_path / "preds.parquet").to_pylist()
+    assert len(articles) == 2
+    assert {k: articles[0][k] for k in ("id", "text", "entities", "relations")} == {k: line[k] for k in ("id", "text", "entities", "relations")}
+    assert {k: articles[0][k] for k in ("source", "sentences", "model", "model_version")} == line["meta"]
+    table = pq.read_table(tmp_path / "preds.table.parquet")
+    assert table.schema.field("start").type == "int64" and table.schema.field("score").type == "double"
+    plain = list(csv.DictReader((tmp_path / "preds.csv").open(encoding="utf-8")))
+    as_text = [{k: "" if v is None else f"{v:.4f}" if k == "score" else str(v) for k, v in row.items()} for row in table.to_pylist()]
+    assert as_text == plain
+
+
+def test_parquet_needs_an_output_file() -> None:
+    with pytest.raises(ValueError, match="--format parquet needs -o"):
+        output_paths(["parquet"], None)
+
+
 def test_output_is_atomic_a_failure_keeps_the_previous_file(prediction: ArticlePrediction, tmp_path) -> None:
     target = tmp_path / "preds.jsonl"
     target.write_text("previous run\n", encoding="utf-8")

@@ -1,0 +1,434 @@
+"""``veille predict --engine ray``: the local engine's pipeline on Ray Data, over one machine or a cluster.
+
+A monitoring service runs extraction over millions of articles on many machines; Ray Data
+is the scheduler ML teams already run for that, so veille plugs into it rather than
+growing its own. The stages:
+
+1. The driver lists the input files (local paths with the local engine's ids and
+   messages; ``s3://``, ``gs://``, ``file://``… URIs through ``pyarrow.fs``).
+2. Ray tasks read each file (:func:`veille.annotation.articles.from_handle`, the local
+   engine's reader) into article rows and error rows ``(file, line, field, message)``.
+3. An actor pool (``map_batches`` with a callable class: one model load per actor) runs
+   :func:`veille.serving.pipeline.predict_articles` over each batch of articles, the very
+   code of the local engine (sentence splitting, pooling, assembly), so results are the
+   same, and writes the batch as one output shard with the local engine's writers.
+4. The driver prints the error rows, then commits: ``manifest.json`` is written last, in a
+   staging folder renamed onto ``-o`` (local paths); on an object store, where nothing
+   renames, the manifest is the commit marker. The output is complete or absent.
+
+Ray is an extra (``pip install 'veille[ray]'``): it is imported only here, on use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from enum import Enum
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from veille.annotation.articles import INPUT_SUFFIXES, Article, from_handle, from_path, input_files, is_uri
+from veille.annotation.atomic import atomic_write_text, sigterm_as_ctrl_c
+from veille.annotation.console import fail, progress_interval, warning
+from veille.annotation.validate import Problem
+
+from .pipeline import PredictOptions, predict_articles
+from .writers import BINARY_FORMATS, SUFFIXES, make_writer
+
+if TYPE_CHECKING:
+    from pyarrow.fs import FileSystem
+
+    from .cli import RunSummary
+
+INSTALL_HINT = "--engine ray needs Ray Data: pip install 'veille[ray]' (or pip install 'ray[data]')"
+MANIFEST = "manifest.json"
+DEFAULT_SHARD_ARTICLES = 1000
+
+
+class Engine(str, Enum):
+    """Where ``veille predict`` runs; a str so that ``engine == "ray"`` reads plainly."""
+
+    local = "local"
+    ray = "ray"
+
+
+EngineOption = Annotated[Engine, typer.Option("--engine", help="local (this process) or ray (Ray Data actors: this machine's cores, or a cluster).")]
+WorkersOption = Annotated[int, typer.Option("--workers", min=1, help="ray: model actors (one model load each).")]
+CpusOption = Annotated[float, typer.Option("--cpus-per-worker", min=0.0, help="ray: CPUs each actor reserves (its torch threads).")]
+GpusOption = Annotated[float, typer.Option("--gpus-per-worker", min=0.0, help="ray: GPUs each actor reserves (1: one GPU per actor; 0.5: two actors share one).")]
+ShardOption = Annotated[int, typer.Option("--shard-articles", min=1, help="ray: articles per actor call and per output shard.")]
+AddressOption = Annotated[
+    Optional[str], typer.Option("--address", metavar="ADDRESS", help="ray: the cluster to join (default $RAY_ADDRESS; else a local Ray on 127.0.0.1 with this machine's CPUs).")
+]
+
+
+@dataclass(frozen=True)
+class RaySettings:
+    """The ``--engine ray`` options that the local engine has no use for."""
+
+    workers: int = 1
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    shard_articles: int = DEFAULT_SHARD_ARTICLES
+    address: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What each actor needs to load the model itself (a path every node sees)."""
+
+    path: str
+    device: str
+    dtype: str | None
+
+
+def predict_on_ray(
+    inputs: list[str], spec: ModelSpec, output: Path | None, formats: list[str], options: PredictOptions,
+    settings: RaySettings, summary: RunSummary, quiet: bool,
+) -> str:
+    """Run the job on Ray, add its counts and errors to ``summary``; return where the output went.
+
+    Exits like the local engine: 2 before any work (no Ray, no ``-o``, stdin), 130 when
+    interrupted (nothing committed).
+    """
+    try:
+        import ray
+    except ImportError:
+        raise fail(INSTALL_HINT) from None
+    if output is None:
+        raise fail("--engine ray writes a folder of shards and a manifest: give -o FOLDER (a local path or a URI such as s3://bucket/preds)")
+    if "-" in inputs:
+        raise fail("--engine ray reads files, not standard input: save it to a .jsonl file first")
+    target = output_target(output)
+    if not is_uri(target) and Path(target).exists() and not (Path(target) / MANIFEST).is_file() and (Path(target).is_file() or any(Path(target).iterdir())):
+        raise fail(f"{output} exists and is not the output of an earlier --engine ray run (no {MANIFEST}): choose a new folder")
+    files, problems = list_inputs(inputs)
+    for problem in problems:
+        warning(str(problem), tag="skipped")
+    summary.skipped += len(problems)
+    started_ray = connect(ray, settings.address)
+    staging = Staging(target, uuid.uuid4().hex[:8])
+    try:
+        with sigterm_as_ctrl_c():
+            shards = _run(ray, files, spec, staging, formats, options, settings, summary, problems, quiet)
+            staging.commit(shards, _manifest(spec, formats, settings, summary, shards, problems))
+    except KeyboardInterrupt:
+        staging.abort()
+        warning(f"no output written ({target} left as it was); exit code 130", tag="interrupted")
+        raise typer.Exit(130) from None
+    except BaseException:
+        staging.abort()
+        raise
+    finally:
+        if started_ray:
+            ray.shutdown()
+    return f"{target} ({len(shards)} shard(s), {MANIFEST})"
+
+
+def output_target(output: Path) -> str:
+    """``-o`` as a URI or an absolute path. Typer hands it over as a Path, which folds ``s3://b/x`` into ``s3:/b/x``."""
+    text = str(output)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]+:/(?!/)", text):
+        return text.replace(":/", "://", 1)
+    return str(output.resolve())
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Join ``address`` (or ``$RAY_ADDRESS``), reuse a Ray already initialised here, else start a local one.
+
+    A local Ray gets this machine's CPUs, listens on 127.0.0.1 only and runs no dashboard:
+    a batch job on a laptop or a server should open nothing to the network. Returns
+    whether it was started here (then the job shuts it down at the end).
+    """
+    if ray.is_initialized():
+        return False
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:
+        start_local_ray(ray, os.cpu_count() or 1)
+    return True
+
+
+def start_local_ray(ray: Any, cpus: int) -> None:
+    """A single-node Ray on the loopback interface, no dashboard (the tests start theirs with this too).
+
+    Ray maps 127.0.0.1 to the machine's network address on Linux; only with its
+    single-node mode (the one it uses on macOS, where clusters are off) does it keep the
+    loopback address. That mode is read when Ray resolves the node's address, so setting
+    it on the module works even after ``import ray``.
+    """
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+
+
+def list_inputs(inputs: list[str]) -> tuple[list[dict[str, str]], list[Problem]]:
+    """Every input file as a row ``{source, id, path}`` (as typed, the id of a ``.txt`` article, where workers open it), and the problems found.
+
+    Local paths go through the local engine's listing (same ids, same messages); URIs are
+    listed with ``pyarrow.fs`` (a folder: every file with an input suffix, recursive).
+    """
+    rows: list[dict[str, str]] = []
+    problems: list[Problem] = []
+    for item in inputs:
+        found = _list_uri(item) if is_uri(item) else input_files([item])
+        for entry in found:
+            if isinstance(entry, Problem):
+                problems.append(entry)
+            else:
+                rows.append({"source": str(entry[0]), "id": entry[1], "path": str(entry[0]) if is_uri(item) else str(Path(entry[0]).resolve())})
+    return rows, problems
+
+
+def _list_uri(uri: str) -> Iterator[tuple[str, str] | Problem]:
+    from pyarrow.fs import FileSelector, FileType
+
+    fs, path = filesystem(uri)
+    info = fs.get_file_info(path)
+    if info.type == FileType.File:
+        yield uri, PurePosixPath(path).stem
+    elif info.type == FileType.Directory:
+        files = sorted(
+            f.path for f in fs.get_file_info(FileSelector(path, recursive=True)) if f.type == FileType.File and PurePosixPath(f.path).suffix.lower() in INPUT_SUFFIXES
+        )
+        if not files:
+            yield Problem(uri, 0, "<folder>", "no .txt, .jsonl or .parquet files in this folder")
+        prefix = uri[: len(uri) - len(path)] if uri.endswith(path) else uri.split("://", 1)[0] + "://"
+        for file in files:
+            yield prefix + file, str(PurePosixPath(file).relative_to(path).with_suffix(""))
+    else:
+        yield Problem(uri, 0, "<file>", "no such file or folder")
+
+
+def filesystem(target: str) -> tuple[FileSystem, str]:
+    """The ``pyarrow.fs`` filesystem of a URI (``s3://``, ``gs://``, ``file://``…) or of a local path, and the path in it."""
+    from pyarrow.fs import FileSystem, LocalFileSystem
+
+    if is_uri(target):
+        return FileSystem.from_uri(target)
+    return LocalFileSystem(), str(Path(target).resolve())
+
+
+def read_file(row: dict[str, str]) -> list[dict[str, Any]]:
+    """One input file's article and error rows (a Ray task): the local engine's reader, on any filesystem."""
+    source, article_id = row["source"], row["id"]
+    if is_uri(row["path"]):
+        fs, path = filesystem(source)
+        try:
+            with fs.open_input_file(path) as handle:
+                data = handle.read()
+        except OSError as exc:
+            items: Iterator[Article | Problem] = iter([Problem(source, 0, "<file>", f"cannot read: {exc}")])
+        else:
+            items = from_handle(io.BytesIO(data), source, article_id)
+    else:
+        items = from_path(Path(row["path"]), article_id, source)
+    return [_item_row(item) for item in items]
+
+
+def _item_row(item: Article | Problem) -> dict[str, Any]:
+    """Articles and problems in one row layout, so that both flow through the dataset in input order."""
+    if isinstance(item, Problem):
+        return {"id": "", "text": "", "source": item.path, "line": item.line, "field": item.field, "message": item.message}
+    return {"id": item.id, "text": item.text, "source": item.source, "line": 0, "field": "", "message": ""}
+
+
+class ShardPredictor:
+    """The actor of the pool: loads the model once, then predicts and writes one shard per batch of articles."""
+
+    def __init__(self, spec: ModelSpec, options: PredictOptions, formats: list[str], staging: Staging, show: int) -> None:
+        import ray
+        import torch
+
+        from veille.models.predictor import Predictor
+
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
+        if cpus >= 1:  # torch's threads match what Ray reserved, so actors on one node do not fight for cores
+            torch.set_num_threads(int(cpus))
+        self.predictor = Predictor.load(spec.path, device=spec.device, dtype=spec.dtype)
+        self.options, self.formats, self.staging, self.show = options, formats, staging, show
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        from .cli import RunSummary
+
+        started = time.perf_counter()
+        items = [
+            Problem(str(source), int(line), str(field), str(message)) if message else Article(str(id_), str(text), str(source))
+            for id_, text, source, line, field, message in zip(batch["id"], batch["text"], batch["source"], batch["line"], batch["field"], batch["message"])
+        ]
+        summary = RunSummary(self.show)
+        predictions = []
+        for item in predict_articles(self.predictor, items, self.options):
+            if isinstance(item, Problem):
+                summary.skipped += 1
+            else:
+                predictions.append(item)
+                summary.add(item)
+        files = self.staging.write_shard(predictions, self.formats, self.predictor.schema) if predictions else {}
+        part = {key: value for key, value in asdict(summary).items() if key not in ("show", "started")}
+        problems = [asdict(item) for item in items if isinstance(item, Problem)]
+        model = {"name": self.predictor.model_name, "version": self.predictor.model_version}
+        return {
+            "files": [json.dumps(files)], "summary": [json.dumps(part)], "problems": [json.dumps(problems)], "model": [json.dumps(model)],
+            "seconds": [time.perf_counter() - started],  # the actor's busy time: per-worker throughput, start-up excluded
+        }
+
+
+@dataclass(frozen=True)
+class Staging:
+    """Where shards go until the manifest commits them: a sibling folder renamed onto a local ``-o``; ``-o`` itself on an object store."""
+
+    target: str
+    run: str
+
+    @property
+    def local(self) -> bool:
+        return not is_uri(self.target)
+
+    @property
+    def folder(self) -> str:
+        if self.local:
+            path = Path(self.target)
+            return str(path.with_name(f".{path.name}.{self.run}.tmp"))
+        return self.target.rstrip("/")
+
+    def write_shard(self, predictions: list, formats: list[str], schema: Any) -> dict[str, str]:
+        """Write one shard per format; return ``{format: file name}``. Names are unique, so a retried task never overwrites."""
+        fs, folder = filesystem(self.folder)
+        fs.create_dir(folder, recursive=True)
+        name = f"part-{self.run}-{uuid.uuid4().hex[:12]}"
+        files = {}
+        for fmt in formats:
+            files[fmt] = name + SUFFIXES[fmt]
+            with fs.open_output_stream(f"{folder}/{files[fmt]}") as raw:
+                handle = raw if fmt in BINARY_FORMATS else io.TextIOWrapper(raw, encoding="utf-8", newline="")
+                writer = make_writer(fmt, handle, schema)
+                for prediction in predictions:
+                    writer.write(prediction)
+                writer.finish()
+                if handle is not raw:
+                    handle.detach()
+        return files
+
+    def commit(self, shards: list[dict[str, Any]], manifest: dict[str, Any]) -> None:
+        """Drop what failed task attempts left, write the manifest last, and (locally) rename the folder onto ``-o``."""
+        fs, folder = filesystem(self.folder)
+        fs.create_dir(folder, recursive=True)
+        kept = {name for shard in shards for name in shard["files"].values()}
+        for name in self._own_files(fs, folder) - kept:
+            fs.delete_file(f"{folder}/{name}")
+        text = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+        if not self.local:
+            with fs.open_output_stream(f"{folder}/{MANIFEST}") as handle:
+                handle.write(text.encode("utf-8"))
+            return
+        atomic_write_text(Path(folder) / MANIFEST, text)
+        target = Path(self.target)
+        previous = target.with_name(f".{target.name}.{self.run}.old")
+        if target.exists():
+            target.rename(previous)
+        Path(folder).rename(target)
+        if previous.is_dir():
+            shutil.rmtree(previous)
+        elif previous.exists():
+            previous.unlink()
+
+    def abort(self) -> None:
+        """Remove this run's shards: the staging folder locally, this run's files on an object store."""
+        if self.local:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        fs, folder = filesystem(self.folder)
+        with contextlib.suppress(OSError):
+            for name in self._own_files(fs, folder):
+                fs.delete_file(f"{folder}/{name}")
+
+    def _own_files(self, fs: FileSystem, folder: str) -> set[str]:
+        from pyarrow.fs import FileSelector
+
+        names = (PurePosixPath(info.path).name for info in fs.get_file_info(FileSelector(folder, allow_not_found=True)))
+        return {name for name in names if name.startswith(f"part-{self.run}-")}
+
+
+def _run(
+    ray: Any, files: list[dict[str, str]], spec: ModelSpec, staging: Staging, formats: list[str], options: PredictOptions,
+    settings: RaySettings, summary: RunSummary, problems: list[Problem], quiet: bool,
+) -> list[dict[str, Any]]:
+    """Build the Ray Data pipeline, stream its result rows (one per shard) and fold them into ``summary`` and ``problems``."""
+    from tqdm import tqdm
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # veille's own bar below, as the local engine shows
+    shards: list[dict[str, Any]] = []
+    if not files:
+        return shards
+    dataset = (
+        ray.data.from_items(files, override_num_blocks=min(len(files), 64 * settings.workers))
+        .flat_map(read_file, num_cpus=0)  # I/O-bound and light: reserving a CPU would deadlock once the actors hold them all
+        .map_batches(
+            ShardPredictor,
+            fn_constructor_kwargs={"spec": spec, "options": options, "formats": formats, "staging": staging, "show": summary.show},
+            batch_size=settings.shard_articles,
+            concurrency=settings.workers,
+            num_cpus=settings.cpus_per_worker,
+            num_gpus=settings.gpus_per_worker or None,
+            max_restarts=3,  # a dead actor is restarted and its batch retried (the shard name is new, the half file is dropped)
+            max_task_retries=3,
+        )
+    )
+    with tqdm(desc="predict (ray)", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=progress_interval()) as bar:
+        for row in dataset.iter_rows():
+            for problem in (Problem(**fields) for fields in json.loads(row["problems"])):
+                bar.write(f"skipped {problem}", file=sys.stderr)
+                problems.append(problem)
+            part = json.loads(row["summary"])
+            merge_summary(summary, part)
+            files_written = json.loads(row["files"])
+            if files_written:
+                shards.append({"files": files_written, "articles": part["articles"], "sentences": part["sentences"], "seconds": round(row["seconds"], 3), "model": json.loads(row["model"])})
+            bar.update(part["articles"])
+            bar.set_postfix(sentences=summary.sentences, refresh=False)
+    return shards
+
+
+def merge_summary(summary: RunSummary, part: dict[str, Any]) -> None:
+    """Add one shard's counts to the run's, and keep the best-scored relation of each label across shards."""
+    for key in ("articles", "sentences", "entities", "relations", "skipped"):
+        setattr(summary, key, getattr(summary, key) + part[key])
+    for label, (score, example) in part["best"].items():
+        if score > summary.best.get(label, (-1.0,))[0]:
+            summary.best[label] = (score, tuple(example))
+
+
+def _manifest(
+    spec: ModelSpec, formats: list[str], settings: RaySettings, summary: RunSummary, shards: list[dict[str, Any]], problems: list[Problem]
+) -> dict[str, Any]:
+    """The run's record, written last: the shards (the output is exactly these files), counts, and the error rows of skipped inputs."""
+    model = shards[0]["model"] if shards else {}
+    return {
+        "engine": "ray",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "model": {"path": spec.path, **model},
+        "formats": formats,
+        "workers": settings.workers,
+        "articles": summary.articles,
+        "sentences": summary.sentences,
+        "entities": summary.entities,
+        "relations": summary.relations,
+        "skipped": summary.skipped,
+        "errors": [{"file": p.path, "line": p.line, "field": p.field, "message": p.message} for p in problems],
+        "shards": [{key: value for key, value in shard.items() if key != "model"} for shard in shards],
+    }
