@@ -47,17 +47,23 @@ class Collator:
     def __call__(self, sentences: list[Encoded]) -> dict[str, torch.Tensor]:
         """Encoder and token-head tensors of ``sentences``; candidate pairs come from :func:`pair_tensors`."""
         window_ids: list[list[int]] = []
+        window_tokens: list[list[tuple[int, int] | None]] = []  # (sentence, token) at each window position
         token_index: list[list[int]] = []
-        for enc in sentences:
+        for s, enc in enumerate(sentences):
             spans = windows(len(enc.input_ids), self.size, self.stride)
             first_row = len(window_ids)
             window_ids.extend(self.prefix_ids + enc.input_ids[w.start : w.end] + self.suffix_ids for w in spans)
+            window_tokens.extend([None] * self.prefix + [(s, t) for t in range(w.start, w.end)] + [None] * len(self.suffix_ids) for w in spans)
             token_index.append([(first_row + i, self.prefix + t - spans[i].start) for t in range(len(enc.input_ids)) for i in [best_window(t, spans)]])
         length = max(len(ids) for ids in window_ids)
+        tokens = max(len(enc.input_ids) for enc in sentences) or 1
         batch = {
             "input_ids": _pad(window_ids, self.pad_id, length),
             "attention_mask": _pad([[1] * len(ids) for ids in window_ids], 0, length),
-            "token_index": _pad([[row * length + pos for row, pos in idx] for idx in token_index], 0),
+            "token_index": _pad([[row * length + pos for row, pos in idx] for idx in token_index], 0, tokens),
+            # The flat sentence-token index (sentence × T + token) of each window position, -1 for special
+            # and padding tokens: how entity markers, set per sentence token, reach the windows.
+            "window_tokens": _pad([[-1 if at is None else at[0] * tokens + at[1] for at in row] for row in window_tokens], -1, length),
             "word_index": _pad([enc.word_tokens for enc in sentences], 0),
             "word_mask": _pad([[1] * len(enc.word_tokens) for enc in sentences], 0).bool(),
         }

@@ -9,6 +9,19 @@ sigmoid score per relation class, because several relations can hold between the
 two entities (« directeur général et cofondateur de Mistral AI » is EMPLOYEE_OF and
 FOUNDED); a pair with no relation has every target at 0. Classes the schema forbids
 for the pair's types are masked out of the scores and of the loss.
+
+Which encoder states the relation head reads is the ``relation_encoder`` option:
+
+- ``shared``: the states of the one pass that also gives the entities (no extra cost);
+- ``markers``: typed entity markers, after PURE (Zhong & Chen, 2021): a second encoder
+  pass over the sentence in which every candidate argument is marked with its type, so
+  the encoder itself reads « [ORG] Mistral AI » and « [PER] Arthur Mensch » when it
+  contextualises the words between them. The markers are learnt input embeddings added
+  to the argument's tokens (one for its first token, one for the others, per entity
+  type) instead of inserted marker tokens: windows, token positions and character
+  offsets stay those of the first pass, and no word is added to the tokenizer. All the
+  arguments of a sentence are marked in the same pass (PURE's batched approximation):
+  one extra pass per sentence, not one per pair.
 """
 
 from __future__ import annotations
@@ -24,7 +37,8 @@ from transformers import AutoConfig, AutoModel, PretrainedConfig
 from .encoding import IGNORE
 
 PairTensors = dict[str, torch.Tensor]
-Encode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # input_ids, attention_mask → last hidden state
+Encode = Callable[..., torch.Tensor]  # input_ids, attention_mask[, entity marks] → last hidden state
+RELATION_ENCODERS = ("shared", "markers")
 PAIR_KEYS = ("pair_sentence", "pair_spans", "pair_labels", "pair_allowed", "pair_targets")
 
 
@@ -43,6 +57,8 @@ class JointConfig:
     # Per relation label, the probability from which a relation is predicted, tuned on dev
     # by training; a label missing here uses the predictor's default.
     relation_thresholds: dict[str, float] = field(default_factory=dict)
+    # What the relation head reads: the shared pass, or a second pass with typed entity markers.
+    relation_encoder: str = "shared"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -52,6 +68,8 @@ class JointModel(nn.Module):
     def __init__(self, config: JointConfig, encoder: nn.Module) -> None:
         super().__init__()
         check_max_length(config.max_length, encoder.config)
+        if config.relation_encoder not in RELATION_ENCODERS:
+            raise ValueError(f"unknown relation_encoder {config.relation_encoder!r} (choose from {', '.join(RELATION_ENCODERS)})")
         self.config = config
         self.encoder = encoder
         hidden = encoder.config.hidden_size
@@ -65,6 +83,12 @@ class JointModel(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(hidden, len(config.relation_labels)),
         )
+        if config.relation_encoder == "markers":
+            # Row 0 (no entity) is zero, so an unmarked token embeds exactly as in the shared pass.
+            self.entity_markers = nn.Embedding(1 + 2 * len(config.entity_labels), hidden, padding_idx=0)
+            nn.init.normal_(self.entity_markers.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+            with torch.no_grad():
+                self.entity_markers.weight[0].zero_()
 
     @classmethod
     def from_pretrained_encoder(cls, path: str, config: JointConfig) -> JointModel:
@@ -87,7 +111,13 @@ class JointModel(nn.Module):
         return [p for name, p in self.named_parameters() if not name.startswith("encoder.")]
 
     def sentence_states(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_index: torch.Tensor, max_windows: int | None = None, encode: Encode | None = None
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_index: torch.Tensor,
+        max_windows: int | None = None,
+        encode: Encode | None = None,
+        marks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the encoder once over all windows; return per-sentence token states [S, T, H].
 
@@ -95,16 +125,31 @@ class JointModel(nn.Module):
         very long sentence (hundreds of windows) costs no more activation memory than a batch.
         ``encode`` replaces this model's encoder (``input_ids``, ``attention_mask`` → last
         hidden state): another runtime running the same weights, such as ONNX Runtime.
+        ``marks`` [W, L], the entity marker of each window token (see :meth:`entity_marks`).
         """
         encode = encode or self.encode
         step = max_windows or len(input_ids)
-        hidden = torch.cat([encode(input_ids[i : i + step], attention_mask[i : i + step]) for i in range(0, len(input_ids), step)])
+        hidden = torch.cat(
+            [encode(input_ids[i : i + step], attention_mask[i : i + step], *([] if marks is None else [marks[i : i + step]])) for i in range(0, len(input_ids), step)]
+        )
         flat = hidden.reshape(-1, hidden.shape[-1])
         return flat[token_index]
 
-    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """The encoder's last hidden state [W, L, H] of a batch of windows."""
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, marks: torch.Tensor | None = None) -> torch.Tensor:
+        """The encoder's last hidden state [W, L, H] of a batch of windows, with entity markers added to the input when given."""
+        if marks is None:
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        words = self.encoder.get_input_embeddings()(input_ids)
+        return self.encoder(inputs_embeds=words + self.entity_markers(marks).to(words.dtype), attention_mask=attention_mask).last_hidden_state
+
+    def relation_states(
+        self, states: torch.Tensor, batch: dict[str, torch.Tensor], pairs: PairTensors, max_windows: int | None = None, encode: Encode | None = None
+    ) -> torch.Tensor:
+        """The token states [S, T, H] the relation head reads for ``pairs``: ``states`` itself (shared), or the marked pass."""
+        if self.config.relation_encoder == "shared":
+            return states
+        marks = entity_marks(batch["window_tokens"], states.shape[:2], pairs["pair_sentence"], pairs["pair_spans"], pairs["pair_labels"])
+        return self.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows, encode, marks)
 
     def token_logits(self, states: torch.Tensor, word_index: torch.Tensor) -> torch.Tensor:
         """BIO logits per word [S, N, labels], read at each word's first token."""
@@ -153,7 +198,8 @@ class JointModel(nn.Module):
             batch = {**batch, **{k: torch.cat([batch[k], added[k].to(batch[k].device)]) for k in PAIR_KEYS}}
         has_pairs = batch["pair_sentence"].numel() > 0
         if has_pairs:
-            out["relation_logits"] = self.relation_logits(states, batch["pair_sentence"], batch["pair_spans"], batch["pair_labels"], batch["pair_allowed"])
+            pair_states = self.relation_states(states, batch, batch)
+            out["relation_logits"] = self.relation_logits(pair_states, batch["pair_sentence"], batch["pair_spans"], batch["pair_labels"], batch["pair_allowed"])
         if "word_labels" in batch:
             logits = out["token_logits"]
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["word_labels"].reshape(-1), ignore_index=IGNORE)
@@ -161,6 +207,30 @@ class JointModel(nn.Module):
                 loss = loss + self.config.relation_loss_weight * relation_loss(out["relation_logits"], batch["pair_targets"], batch["pair_allowed"])
             out["loss"] = loss
         return out
+
+
+def entity_marks(window_tokens: torch.Tensor, sentence_shape: torch.Size, pair_sentence: torch.Tensor, pair_spans: torch.Tensor, pair_labels: torch.Tensor) -> torch.Tensor:
+    """The marker of every window token [W, L]: 0 outside the pairs' arguments, ``1 + 2 × type`` on an
+    argument's first token and ``2 + 2 × type`` on its other tokens.
+
+    ``window_tokens`` [W, L] holds, for each window position, its token's flat index into
+    the batch's sentences (``sentence × T + token``, ``sentence_shape`` = [S, T]), or -1 for a
+    special or padding token; a token in two overlapping windows is marked in both. Where
+    two arguments overlap (a predicted span across a gold one), the argument of the earlier
+    pair keeps its marks: gold pairs come first in a training batch.
+    """
+    sentences, tokens = sentence_shape
+    marks = torch.zeros(sentences * tokens, dtype=torch.long)
+    arguments = torch.cat([
+        torch.stack([pair_sentence, pair_spans[:, 0], pair_spans[:, 1], pair_labels[:, 0]], dim=1),
+        torch.stack([pair_sentence, pair_spans[:, 2], pair_spans[:, 3], pair_labels[:, 1]], dim=1),
+    ], dim=1).view(-1, 4).tolist()  # head, tail of pair 0, head, tail of pair 1…
+    for sentence, first, last, label in reversed(list(dict.fromkeys(map(tuple, arguments)))):
+        row = sentence * tokens
+        marks[row + first + 1 : row + last + 1] = 2 + 2 * label
+        marks[row + first] = 1 + 2 * label
+    marks = marks.to(window_tokens.device)
+    return torch.where(window_tokens >= 0, marks[window_tokens.clamp(min=0)], 0)
 
 
 def relation_loss(logits: torch.Tensor, targets: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:

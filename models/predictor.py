@@ -2,7 +2,9 @@
 
 Each sentence goes through the encoder once (in windows when it is longer than the
 model's maximum length); the token head gives entities, then the relation head scores
-the candidate pairs of those entities from the same encoder states. A relation is kept
+the candidate pairs of those entities from the same encoder states, or, for a model
+trained with ``relation_encoder = "markers"``, from a second pass in which those
+entities are marked (:mod:`veille.models.joint`). A relation is kept
 when its probability reaches its label's threshold: the one tuned on dev by training
 (saved in ``joint_config.json``), or one value for every label when the caller gives it.
 """
@@ -140,7 +142,7 @@ class Predictor:
             for row, (i, enc) in enumerate(zip(indices, encoded)):
                 entities = decode_entities(word_probs[row, : len(enc.words)], enc.words, sentences[i], self.model.config.bio_labels, min_entity_score)
                 examples.append(Example(str(i), sentences[i], entities))
-            pair_margins = self._add_relations(examples, encoded, states, relation_threshold)
+            pair_margins = self._add_relations(examples, encoded, states, batch, batch_size, relation_threshold)
             for row, (i, example) in enumerate(zip(indices, examples)):
                 results[i] = (example, Margins(word_margins[row][: len(encoded[row].words)], pair_margins[row]))
         self._sound([example for example, _ in results])  # type: ignore[misc]
@@ -151,9 +153,9 @@ class Predictor:
         """Relations between the given (gold) entities: the relation head scored on its own."""
         results: list[Example | None] = [None] * len(examples)
         texts = [e.text for e in examples]
-        for indices, encoded, states, _ in self._batches(texts, batch_size):
+        for indices, encoded, states, batch in self._batches(texts, batch_size):
             batch_examples = [Example(examples[i].id, examples[i].text, list(examples[i].entities), [], dict(examples[i].meta)) for i in indices]
-            self._add_relations(batch_examples, encoded, states, relation_threshold)
+            self._add_relations(batch_examples, encoded, states, batch, batch_size, relation_threshold)
             for i, example in zip(indices, batch_examples):
                 results[i] = example
         return self._sound(results)  # type: ignore[arg-type]
@@ -185,8 +187,14 @@ class Predictor:
             states = self.model.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows=batch_size, encode=self.encoder)
             yield indices, [encoded[i] for i in indices], states, batch
 
-    def _add_relations(self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, threshold: float | None) -> list[list[float]]:
-        """Set each example's relations; return, per example, the margin of each candidate pair (see :class:`Margins`)."""
+    def _add_relations(
+        self, examples: list[Example], encoded: list[Encoded], states: torch.Tensor, batch: dict[str, torch.Tensor], batch_size: int, threshold: float | None
+    ) -> list[list[float]]:
+        """Set each example's relations; return, per example, the margin of each candidate pair (see :class:`Margins`).
+
+        ``states`` and ``batch`` are the batch's first pass; a markers model runs its second,
+        marked pass here, once for all the batch's pairs, ``batch_size`` windows at a time.
+        """
         thresholds = [threshold if threshold is not None else self.relation_thresholds[label] for label in self.schema.relation_labels]
         pairs, arguments = [], []
         for row, (example, enc) in enumerate(zip(examples, encoded)):
@@ -195,6 +203,8 @@ class Predictor:
             arguments.append(pair_entities(example.entities, self.schema))
         if not pairs:
             return [[] for _ in examples]
+        marked = {k: v.to(self.device) for k, v in pair_tensors(pairs, len(self.schema.relation_labels)).items()}
+        states = self.model.relation_states(states, batch, marked, max_windows=batch_size, encode=self.encoder)
         probs = self._relation_logits(states, pairs).sigmoid()
         margins = threshold_margins(probs, torch.tensor([pair.allowed for pair in pairs]), torch.tensor(thresholds)).tolist()
         offset, per_example = 0, []

@@ -34,6 +34,7 @@ EXPORT_DIR = "onnx"
 FILES = {"float32": "model.onnx", "int8": "model.int8.onnx"}  # precision → file name in EXPORT_DIR
 VERSION_KEY = "veille_model_version"  # ONNX metadata: the model_version of the weights exported
 PRECISION_KEY = "veille_precision"
+MARKS_INPUT = "entity_marks"  # the extra input of a relation_encoder = "markers" model (models/joint.py)
 INSTALL = "pip install 'veille[onnx]'"
 OPSET = 17
 PARITY_ATOL = 1e-3  # token states of the float32 export against torch's, checked at export
@@ -130,14 +131,15 @@ def export_onnx(model_dir: str | Path, int8: bool = False) -> list[Path]:
 
 
 class _LastHiddenState(torch.nn.Module):
-    """The encoder with tensors in and out, as the ONNX graph computes it."""
+    """The joint model's encoder pass with tensors in and out, as the ONNX graph computes it
+    (with the entity-marker input of a ``markers`` model, all zeros for its first pass)."""
 
-    def __init__(self, encoder: torch.nn.Module) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         super().__init__()
-        self.encoder = encoder
+        self.model = model
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, *marks: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(input_ids, attention_mask, *marks)
 
 
 def _export_encoder(loaded: LoadedModel, path: Path) -> None:
@@ -149,14 +151,16 @@ def _export_encoder(loaded: LoadedModel, path: Path) -> None:
     import warnings
 
     probe = loaded.tokenizer(PROBES, padding=True, return_tensors="pt")
+    inputs = {"input_ids": probe["input_ids"], "attention_mask": probe["attention_mask"]}
+    inputs.update({MARKS_INPUT: marks for marks in _probe_marks(loaded, probe)})
     axes = {0: "windows", 1: "tokens"}
     try:
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # tracer warnings about Python branches on shapes, which are constant here
             torch.onnx.export(
-                _LastHiddenState(loaded.model.encoder).eval(), (probe["input_ids"], probe["attention_mask"]), str(path),
-                input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes}, opset_version=OPSET, dynamo=False,
+                _LastHiddenState(loaded.model).eval(), tuple(inputs.values()), str(path),
+                input_names=list(inputs), output_names=["last_hidden_state"],
+                dynamic_axes={**{name: axes for name in inputs}, "last_hidden_state": axes}, opset_version=OPSET, dynamo=False,
             )
     except Exception as exc:  # the exporter raises many kinds; any of them means this architecture does not export
         raise OnnxUnavailable(
@@ -167,15 +171,25 @@ def _export_encoder(loaded: LoadedModel, path: Path) -> None:
 def _check_parity(loaded: LoadedModel, path: Path) -> None:
     """Refuse an export whose token states differ from torch's (an architecture the tracer gets wrong)."""
     probe = loaded.tokenizer(PROBES[::-1], padding=True, return_tensors="pt")  # other shapes than the traced ones
+    marks = _probe_marks(loaded, probe)
     with torch.inference_mode():
-        expected = loaded.model.encoder(**probe).last_hidden_state
-    got = OnnxEncoder(path, loaded.version, threads=None)(probe["input_ids"], probe["attention_mask"])
+        expected = loaded.model.encode(probe["input_ids"], probe["attention_mask"], *marks)
+    got = OnnxEncoder(path, loaded.version, threads=None)(probe["input_ids"], probe["attention_mask"], *marks)
     mask = probe["attention_mask"].bool()
     gap = float((got - expected)[mask].abs().max())
     if gap > PARITY_ATOL:
         raise OnnxUnavailable(
             f"the ONNX export of the {loaded.model.encoder.config.model_type} encoder of {loaded.name} differs from torch by {gap:.2g}; keep --runtime torch"
         )
+
+
+def _probe_marks(loaded: LoadedModel, probe: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """Entity marks for the probe sentences of a ``markers`` model (any values: they must be traced and
+    checked, not folded as constants); none for a ``shared`` model, whose graph has no such input."""
+    if loaded.model.config.relation_encoder != "markers":
+        return []
+    mask = probe["attention_mask"]
+    return [(mask * torch.arange(mask.shape[1])) % 3]
 
 
 def _quantize(source: Path, target: Path) -> None:
@@ -231,7 +245,10 @@ class OnnxEncoder:
                 f"run `veille export onnx {path.parent.parent}` again, or use --runtime torch"
             )
         self.dtype = metadata.get(PRECISION_KEY, "float32")
+        self.takes_marks = MARKS_INPUT in {i.name for i in self.session.get_inputs()}
 
-    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, marks: torch.Tensor | None = None) -> torch.Tensor:
         feed = {"input_ids": input_ids.cpu().numpy(), "attention_mask": attention_mask.cpu().numpy()}
+        if self.takes_marks:  # a markers model: its first pass marks nothing
+            feed[MARKS_INPUT] = (marks if marks is not None else torch.zeros_like(input_ids)).cpu().numpy()
         return torch.from_numpy(self.session.run(None, feed)[0])

@@ -5,6 +5,7 @@
     python -m veille.serving.benchmark load --model runs/veille-quick --requests 400 --concurrency 8
     python -m veille.serving.benchmark gpu            # camembert-base-sized encoder, batch-size sweep
     python -m veille.serving.benchmark ray --model runs/veille-quick --articles 300
+    python -m veille.serving.benchmark models -m runs/quick-shared -m runs/quick-markers
 
 ``throughput``: veille's pipeline (sentence pooling, one encoder pass for both heads,
 entities *and* relations, JSONL written), with each encoder runtime asked (torch, the
@@ -25,6 +26,9 @@ clients, status counts and latency p50/p95 (each request's whole round trip).
 ``gpu``: sentences/s and tokens/s of a randomly initialised camembert-base-sized joint
 model (12 layers × 768) over batch sizes, and the smallest batch size reaching 95 % of
 the best throughput (the one that saturates the GPU).
+
+``models``: ``veille predict`` with several trained models on the same sentences (what a
+training option such as ``relation_encoder = "markers"`` costs at inference).
 
 ``ray``: ``veille predict`` with the local engine, then ``--engine ray`` with 1 and 2
 workers, on the same articles in one run; the Ray overhead at 1 worker, and the
@@ -136,8 +140,6 @@ def throughput(
     from veille.models.predictor import Predictor
     from veille.models.runtime import export_path
 
-    from .writers import open_writers
-
     unknown = [name for name in runtimes if name not in VARIANTS]
     if unknown:
         raise typer.BadParameter(f"unknown runtime(s) {', '.join(unknown)} (choose from {', '.join(VARIANTS)})")
@@ -151,13 +153,7 @@ def throughput(
     counts: dict[str, dict[str, int]] = {name: {} for name in [*runtimes, "hf"]}
 
     def veille_run(name: str, items: list[Article]) -> None:
-        predictor = predictors[name]
-        found = counts[name] = {"entities": 0, "relations": 0}
-        with tempfile.TemporaryDirectory() as tmp, open_writers(["jsonl"], Path(tmp) / "out.jsonl", predictor.schema, sys.stdout) as writers:
-            for prediction in predict_articles(predictor, items, PredictOptions(batch_size=batch_size)):
-                writers[0].write(prediction)
-                found["entities"] += len(prediction.example.entities)
-                found["relations"] += len(prediction.example.relations)
+        counts[name] = predict_to_jsonl(predictors[name], items, batch_size)
 
     with tempfile.TemporaryDirectory() as tmp:
         hf_dir = export_token_classifier(model, Path(tmp) / "token-classifier")
@@ -503,6 +499,68 @@ def ray_engine(
         },
         json_out,
     )
+
+
+@app.command("models")
+def compare_models(
+    models: Annotated[list[Path], typer.Option("--model", "-m", metavar="DIR", help="Model directories to compare (repeat; the first is the baseline).")],
+    sentences: Annotated[int, typer.Option(help="Sentences to predict.")] = 600,
+    batch_size: Annotated[int, typer.Option()] = 32,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: torch's default, one per core). 1 gives stable figures on a busy machine.")] = 1,
+    repeats: Annotated[int, typer.Option(help="Timed runs of each, alternating; the best counts.")] = 2,
+    json_out: JsonOption = None,
+) -> None:
+    """veille predict with several models on the same sentences, in one run: sentences/s and the ratio to the first.
+
+    What a training option costs at inference, e.g. ``relation_encoder = "markers"`` (a
+    second encoder pass for the relation head) against ``shared``.
+    """
+    import torch
+
+    from veille.models.predictor import Predictor
+
+    if threads:
+        torch.set_num_threads(threads)
+    texts = corpus_sentences(sentences)
+    articles = [Article(f"s{i}", text, "benchmark") for i, text in enumerate(texts)]
+    predictors = [Predictor.load(model, device="cpu", runtime="torch", threads=threads or None) for model in models]
+    tokens = sum(len(ids) for ids in predictors[0].tokenizer(texts)["input_ids"])
+    for predictor in predictors:
+        predict_to_jsonl(predictor, articles[:batch_size], batch_size)  # warm-up
+    timings = [Timing() for _ in models]
+    counts: list[dict[str, int]] = [{} for _ in models]
+    for _ in range(repeats):
+        for k, predictor in enumerate(predictors):
+            timings[k].measure(lambda k=k, predictor=predictor: counts[k].update(predict_to_jsonl(predictor, articles, batch_size)))
+    _report(
+        {
+            "benchmark": "models",
+            "threads": threads or "default",
+            "sentences": len(texts),
+            "tokens": tokens,
+            "models": [
+                {
+                    "model": str(model), "relation_encoder": predictor.model.config.relation_encoder, **_rates(len(texts), tokens, timing),
+                    "ratio_to_first": round(timings[0].wall / timing.wall, 2), **found,
+                }
+                for model, predictor, timing, found in zip(models, predictors, timings, counts)
+            ],
+        },
+        json_out,
+    )
+
+
+def predict_to_jsonl(predictor, articles: list[Article], batch_size: int) -> dict[str, int]:
+    """``veille predict``'s whole path over ``articles`` (pooled sentences, both heads, JSONL written); the entities and relations found."""
+    from .writers import open_writers
+
+    found = {"entities": 0, "relations": 0}
+    with tempfile.TemporaryDirectory() as tmp, open_writers(["jsonl"], Path(tmp) / "out.jsonl", predictor.schema, sys.stdout) as writers:
+        for prediction in predict_articles(predictor, articles, PredictOptions(batch_size=batch_size)):
+            writers[0].write(prediction)
+            found["entities"] += len(prediction.example.entities)
+            found["relations"] += len(prediction.example.relations)
+    return found
 
 
 def build_base_sized_model(out_dir: Path, hidden: int = 768) -> Path:

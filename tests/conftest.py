@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from veille.annotation.document import Example
+
 # No test may reach a model hub: everything it needs is built or shipped locally.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -239,3 +241,24 @@ def chromium():
         browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         yield browser
         browser.close()
+
+
+# --- Comparing predictions (two runtimes, two engines) ---
+
+SCORE_ATOL = 1e-4
+
+
+def outputs(examples: list[Example]) -> list[tuple[dict, dict]]:
+    """Each sentence's entities and relations, keyed by what they are, with their scores."""
+    return [
+        ({(e.start, e.end, e.label): e.score for e in x.entities}, {(x.entity(r.head).start, x.entity(r.tail).start, r.label): r.score for r in x.relations})
+        for x in examples
+    ]
+
+
+def assert_same_outputs(ours: list[Example], theirs: list[Example]) -> None:
+    """Same entities and relations sentence by sentence, scores within ``SCORE_ATOL``."""
+    for mine, other in zip(outputs(ours), outputs(theirs), strict=True):
+        for items, other_items in zip(mine, other):  # entities, then relations
+            assert items.keys() == other_items.keys()
+            assert all(items[k] == other_items[k] or abs(items[k] - other_items[k]) <= SCORE_ATOL for k in items)  # gold entities: None

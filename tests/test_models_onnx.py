@@ -18,13 +18,14 @@ from veille.models.checkpoint import CheckpointError, load_model, save_model
 from veille.models.predictor import Predictor
 from veille.models.runtime import FILES, VERSION_KEY, OnnxUnavailable, export_path
 
+from conftest import assert_same_outputs
+
 MISSING = "the ONNX tests need the onnx extra: pip install 'veille[onnx]'"
 if importlib.util.find_spec("onnxruntime") is None:  # skipped locally without the extra; .ci/run installs it, so CI fails
     if os.environ.get("CI"):
         pytest.fail(MISSING, pytrace=False)
     pytest.skip(MISSING, allow_module_level=True)
 
-SCORE_ATOL = 1e-4
 
 
 def run(*args: object):
@@ -44,14 +45,6 @@ def exported(tiny_trained_model, tmp_path_factory):
 def shipped_sentences(repo) -> list[Example]:
     corpus = repo / "annotation" / "corpus"
     return read_corpus([corpus / "test.jsonl", corpus / "seed.jsonl"])
-
-
-def outputs(examples: list[Example]) -> list[tuple[dict, dict]]:
-    """Each sentence's entities and relations, keyed by what they are, with their scores."""
-    return [
-        ({(e.start, e.end, e.label): e.score for e in x.entities}, {(x.entity(r.head).start, x.entity(r.tail).start, r.label): r.score for r in x.relations})
-        for x in examples
-    ]
 
 
 def test_export_writes_both_files_stamped_with_the_weights_version(exported) -> None:
@@ -74,14 +67,6 @@ def test_float32_export_predicts_what_torch_predicts_on_the_test_and_seed_splits
     assert_same_outputs(ours, onnx_side.predict(texts))
     gold = shipped_sentences(repo)[:60]
     assert_same_outputs(torch_side.predict_relations(gold), onnx_side.predict_relations(gold))
-
-
-def assert_same_outputs(ours: list[Example], theirs: list[Example]) -> None:
-    """Same entities and relations sentence by sentence, scores within ``SCORE_ATOL``."""
-    for mine, other in zip(outputs(ours), outputs(theirs), strict=True):
-        for items, other_items in zip(mine, other):  # entities, then relations
-            assert items.keys() == other_items.keys()
-            assert all(items[k] == other_items[k] or abs(items[k] - other_items[k]) <= SCORE_ATOL for k in items)  # gold entities: None
 
 
 def test_int8_export_predicts_through_the_cli(exported, tmp_path) -> None:

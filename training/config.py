@@ -1,7 +1,7 @@
 """Training configuration: one dataclass, TOML presets, CLI overrides on top.
 
 Presets (``training/presets/*.toml``): ``default`` (camembert-base, GPU-sized),
-``offline`` (the bundled e5-small-offline encoder) and ``quick`` (a few CPU minutes).
+``offline`` (the bundled e5-small-offline encoder) and ``quick`` (about 25 CPU-minutes).
 Data paths default to the compiled gold corpus shipped in ``veille.annotation``.
 """
 
@@ -52,6 +52,9 @@ class TrainConfig:
     # Warm-up epochs before the relation loss also covers the pairs of the entities the
     # token head predicts (0: from the start; at least `epochs`: never).
     predicted_pairs_after: int = 1
+    # What the relation head reads (models/joint.py): "shared", the entity pass's states, or
+    # "markers", a second encoder pass with typed entity markers (better pairs, about twice the encoder time).
+    relation_encoder: str = "shared"
     seed: int = 13
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; none on CPU) | no | bf16 | fp16
@@ -162,6 +165,10 @@ def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:
             raise ConfigError(f"{source}: {key}: expected {expected.__name__}, got {value!r}")
     if values.get("predicted_pairs_after") is not None and values["predicted_pairs_after"] < 0:
         raise ConfigError(f"{source}: predicted_pairs_after: must be at least 0, got {values['predicted_pairs_after']!r}")
+    from veille.models.joint import RELATION_ENCODERS  # here, not at the top: the CLI reads presets without loading torch
+
+    if values.get("relation_encoder") is not None and values["relation_encoder"] not in RELATION_ENCODERS:
+        raise ConfigError(f"{source}: relation_encoder: choose from {', '.join(RELATION_ENCODERS)}, got {values['relation_encoder']!r}")
     for key in ("train_files", "dev_files"):
         if key in values:
             values[key] = [str(p) for p in values[key]]
