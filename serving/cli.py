@@ -127,7 +127,7 @@ def predict(
     if engine == "ray":  # the model loaded above was the check (exit 2 for a bad directory): each actor loads its own
         del predictor
         settings = RaySettings(workers, cpus_per_worker, gpus_per_worker, shard_articles, address)
-        spec = ModelSpec(str(model.resolve()), device, dtype)
+        spec = ModelSpec(str(model.resolve()), device, dtype, runtime)
         return summary.close(predict_on_ray(inputs, spec, output, formats, options, settings, summary, quiet))
     try:
         with (

@@ -91,6 +91,7 @@ class ModelSpec:
     path: str
     device: str
     dtype: str | None
+    runtime: str = "auto"  # --runtime, as the local engine takes it (an actor on a GPU runs torch under auto)
 
 
 def predict_on_ray(
@@ -168,11 +169,16 @@ def start_local_ray(ray: Any, cpus: int) -> None:
     single-node mode (the one it uses on macOS, where clusters are off) does it keep the
     loopback address. That mode is read when Ray resolves the node's address, so setting
     it on the module works even after ``import ray``.
+
+    Ray lowers its workers' priority (nice 15) by default: on a machine shared with other
+    jobs the actors then get a fraction of the CPU the local engine gets. Here the workers
+    keep the priority ``veille predict`` was started with (``nice -n 5 veille predict``
+    still works), as the local engine does.
     """
     from ray._private import ray_constants
 
     ray_constants.ENABLE_RAY_CLUSTER = False
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False, _system_config={"worker_niceness": 0})
 
 
 def list_inputs(inputs: list[str]) -> tuple[list[dict[str, str]], list[Problem]]:
@@ -258,7 +264,7 @@ class ShardPredictor:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 0)
         if cpus >= 1:  # torch's threads match what Ray reserved, so actors on one node do not fight for cores
             torch.set_num_threads(int(cpus))
-        self.predictor = Predictor.load(spec.path, device=spec.device, dtype=spec.dtype)
+        self.predictor = Predictor.load(spec.path, device=spec.device, dtype=spec.dtype, runtime=spec.runtime)
         self.options, self.formats, self.staging, self.show = options, formats, staging, show
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
@@ -382,12 +388,10 @@ def _run(
             ShardPredictor,
             fn_constructor_kwargs={"spec": spec, "options": options, "formats": formats, "staging": staging, "show": summary.show},
             batch_size=settings.shard_articles,
-            concurrency=settings.workers,
+            compute=ray.data.ActorPoolStrategy(size=settings.workers),
             num_cpus=settings.cpus_per_worker,
             num_gpus=settings.gpus_per_worker or None,
-            max_restarts=3,  # a dead actor is restarted and its batch retried (the shard name is new, the half file is dropped)
-            max_task_retries=3,
-        )
+        )  # Ray Data's actor defaults restart a dead actor and retry its batch (the shard name is new, the half file is dropped)
     )
     with tqdm(desc="predict (ray)", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=progress_interval()) as bar:
         for row in dataset.iter_rows():

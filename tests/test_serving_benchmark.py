@@ -42,6 +42,15 @@ def test_unpunctuated_text_is_one_sentence_of_the_asked_length() -> None:
         assert not any(unicodedata.category(ch).startswith("P") for ch in text) and "  " not in text
 
 
+def test_encoder_share_is_the_encoders_part_of_predict_time(tiny_trained_model) -> None:
+    """The share behind the GPU estimate of the ray benchmark: the encoder's forward time over the whole pipeline's, strictly between 0 and 1."""
+    from veille.annotation.articles import Article
+    from veille.serving.benchmark import encoder_share
+
+    articles = [Article(f"a{i}", text, "test") for i, text in enumerate(corpus_sentences(20))]
+    assert 0.0 < encoder_share(tiny_trained_model, articles) < 1.0
+
+
 def test_bounded_load_run_against_a_local_server(tiny_trained_model, tmp_path) -> None:
     from typer.testing import CliRunner
 

@@ -103,6 +103,44 @@ def test_ray_engine_writes_what_the_local_engine_writes(local_ray, tiny_trained_
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".ray-out")]  # no staging folder left
 
 
+def test_an_actor_killed_mid_job_is_restarted_and_the_output_is_whole(local_ray, tiny_trained_model, inputs, tmp_path) -> None:
+    """SIGKILL the model actor once its first shard is written: Ray starts another and retries the batch; the output is the local engine's, no extra file."""
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    common = [*inputs, "--model", tiny_trained_model, "-q"]
+    assert predict(*common, "-o", tmp_path / "local.jsonl").exit_code == 1  # the two bad lines
+    actors: list[int] = []
+    killed: list[int] = []
+    done = threading.Event()
+
+    def kill_once() -> None:
+        while not done.is_set():
+            pids = [p.pid for p in psutil.process_iter(["cmdline"]) if "ShardPredictor" in " ".join(p.info["cmdline"] or [])]
+            actors.extend(pid for pid in pids if pid not in actors)
+            if not killed and pids and any(tmp_path.glob(".out.*.tmp/part-*")):
+                os.kill(pids[0], signal.SIGKILL)  # mid-job: the big JSONL file is one task of 60 one-article batches
+                killed.append(pids[0])
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_once, daemon=True)
+    killer.start()
+    try:
+        result = predict(*common, "-o", tmp_path / "out", "--engine", "ray", "--shard-articles", "1")
+    finally:
+        done.set()
+        killer.join()
+    assert killed and len(actors) >= 2, (killed, actors)  # killed, and a new actor took over
+    assert result.exit_code == 1 and "75 articles" in result.stderr, result.output
+    manifest, lines, _ = read_shards(tmp_path / "out")
+    expected = [json.loads(line) for line in (tmp_path / "local.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert sorted(lines, key=lambda line: line["meta"]["source"]) == sorted(expected, key=lambda line: line["meta"]["source"])
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted([MANIFEST, *(f for shard in manifest["shards"] for f in shard["files"].values())])
+
+
 def test_ray_engine_reads_uris(local_ray, tiny_trained_model, inputs, tmp_path) -> None:
     """A folder given as a URI (here file://, as s3:// on a cluster) is listed and read by the workers, ids as for a path."""
     out = tmp_path / "uri-out"
