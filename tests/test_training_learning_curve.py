@@ -82,6 +82,9 @@ def test_curve_adds_pool_sentences_once_resumes_without_retraining_and_writes_ou
     assert main(args) == 0  # everything done: nothing retrained, same results
     assert len(trainings) == 5 and json.loads((out / "results.json").read_text(encoding="utf-8")) == saved
     (out / "seed1" / "uncertainty-12" / "results.json").unlink()  # as if killed during the last training
+    assert main([*args, "--report-only"]) == 0  # what finished, training nothing
+    partial = (out / "learning_curve.md").read_text(encoding="utf-8")
+    assert len(trainings) == 5 and "| uncertainty | 8 | 1 |" in partial and "| uncertainty | 12 |" not in partial and "No seed has finished every step" in partial
     assert main(args) == 0
     assert trainings[5:] == [str(out / "seed1" / "uncertainty-12" / "model")]
 

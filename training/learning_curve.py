@@ -16,11 +16,12 @@ Each training is a step folder ``<out>/seed<S>/<strategy>-<size>/`` (``start-<si
 the shared start) whose ``results.json`` holds its scores, its labelled ids and the batch
 each strategy chose next; the model is deleted once it has chosen, so a step costs a few
 kilobytes, and a rerun of the same command skips every step that has its ``results.json``
-(kill it at any time). The run then writes ``<out>/results.json`` (every step),
+(kill it at any time; ``--report-only`` writes the outputs from the steps finished so far,
+training nothing). The run then writes ``<out>/results.json`` (every step),
 ``learning_curve.png`` (F1 against labelled sentences, entities and relations, mean over
 seeds, test solid and dev dashed) and ``learning_curve.md`` (the table, and the number of
 sentences uncertainty needs to reach random selection's test F1 at the last step, by
-linear interpolation on the mean test curves).
+linear interpolation on the mean test curves of the seeds that finished every step).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import json
 import random
 import shutil
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -135,8 +137,8 @@ def run_step(simulation: Simulation, seed: int, strategies: list[str], index: in
     return record
 
 
-def run(simulation: Simulation, seeds: list[int]) -> list[dict[str, Any]]:
-    """Train every step not yet done (progress bar over trainings); return one record per (strategy, seed, step)."""
+def run(simulation: Simulation, seeds: list[int]) -> None:
+    """Train every step not yet done, a progress bar over the trainings."""
     todo = plan(simulation, seeds)
     with tqdm(total=len(todo), desc="learning curve", unit="training") as bar:
         for seed, strategy, index in todo:
@@ -147,6 +149,10 @@ def run(simulation: Simulation, seeds: list[int]) -> list[dict[str, Any]]:
                 record = run_step(simulation, seed, served, index, labelled_at(simulation, seed, strategy, index), folder)
                 bar.write(f"seed {seed} {START if index == 0 else strategy} {record['sentences']}: test entities F1 {record['test']['entities']:.3f}, relations F1 {record['test']['relations']:.3f} ({record['train_time_s']:.0f} s training)")
             bar.update()
+
+
+def collect(simulation: Simulation, seeds: list[int]) -> list[dict[str, Any]]:
+    """One record per finished (strategy, seed, step); the shared start counts for every strategy."""
     return [
         {"strategy": strategy, **record}
         for seed in seeds
@@ -154,6 +160,12 @@ def run(simulation: Simulation, seeds: list[int]) -> list[dict[str, Any]]:
         for index in range(len(simulation.steps))
         if (record := read_step(step_dir(simulation, seed, strategy, index))) is not None
     ]
+
+
+def complete_seeds(records: list[dict[str, Any]], strategies: list[str], steps: list[int]) -> list[int]:
+    """The seeds whose every strategy reached every step: the only ones a comparison of curves may average."""
+    counts = Counter((r["seed"], r["strategy"]) for r in records)
+    return sorted({seed for seed, _ in counts if all(counts[(seed, s)] == len(steps) for s in strategies)})
 
 
 def summary(records: list[dict[str, Any]]) -> dict[tuple[str, int], dict[str, Any]]:
@@ -237,11 +249,21 @@ def plot(means: dict[tuple[str, int], dict[str, Any]], path: Path) -> None:
 
 
 def write_outputs(records: list[dict[str, Any]], settings: dict[str, Any], out: Path) -> str:
-    """results.json, learning_curve.png and learning_curve.md; returns the markdown."""
+    """results.json, learning_curve.png and learning_curve.md; returns the markdown.
+
+    Table and plot show every finished step (with how many seeds each mean covers); the bar
+    compares curves over the seeds that finished every step only, so a partial run never
+    sets one seed's random point against another seed's uncertainty curve.
+    """
     means = summary(records)
-    reached = bar(means)
+    complete = complete_seeds(records, settings["strategies"], settings["steps"])
+    reached = bar(summary([r for r in records if r["seed"] in complete])) if complete else {}
     table = markdown(means, reached)
-    atomic_write_text(out / "results.json", json.dumps({"settings": settings, "bar": reached, "runs": records}, ensure_ascii=False, indent=1) + "\n")
+    if reached:
+        table += f"\n(bar over seed(s) {', '.join(map(str, complete))}, the ones that finished every step)\n"
+    else:
+        table += "\nNo seed has finished every step yet: no bar.\n"
+    atomic_write_text(out / "results.json", json.dumps({"settings": settings, "complete_seeds": complete, "bar": reached, "runs": records}, ensure_ascii=False, indent=1) + "\n")
     atomic_write_text(out / "learning_curve.md", table)
     if means:
         plot(means, out / "learning_curve.png")
@@ -269,6 +291,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--dev", type=Path, default=Path(corpus_file("dev")), help="gold JSONL that selects each training's epoch and thresholds")
     parser.add_argument("--test", type=Path, default=Path(corpus_file("test")), help="gold JSONL scored at every step")
     parser.add_argument("--per-document", type=int, default=DEFAULT_PER_DOCUMENT, help="at most this many sentences of one document per batch")
+    parser.add_argument("--report-only", action="store_true", help="train nothing: write the outputs from the steps finished so far")
     args = parser.parse_args(argv)
     if sorted(set(args.steps)) != args.steps or args.steps[0] < 1:
         parser.error("--steps must be positive and increasing")
@@ -291,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"error: {args.train}: {exc}")
     strategies = list(dict.fromkeys(args.strategies))
     simulation = Simulation(args.preset, args.overrides, pool, args.dev, args.test, args.steps, strategies, args.per_document, args.out)
-    records = run(simulation, args.seeds)
+    if not args.report_only:
+        run(simulation, args.seeds)
+    records = collect(simulation, args.seeds)
     settings = {"preset": args.preset, "overrides": args.overrides, "seeds": args.seeds, "steps": args.steps, "strategies": strategies, "per_document": args.per_document,
                 "train": args.train.name, "dev": args.dev.name, "test": args.test.name}
     print(write_outputs(records, settings, args.out))
