@@ -83,7 +83,7 @@ class JointModel(nn.Module):
             nn.Dropout(config.dropout),
             nn.Linear(hidden, len(config.relation_labels)),
         )
-        if config.relation_encoder == "markers":
+        if self.marks_entities:
             # Row 0 (no entity) is zero, so an unmarked token embeds exactly as in the shared pass.
             self.entity_markers = nn.Embedding(1 + 2 * len(config.entity_labels), hidden, padding_idx=0)
             nn.init.normal_(self.entity_markers.weight, std=getattr(encoder.config, "initializer_range", 0.02))
@@ -142,11 +142,16 @@ class JointModel(nn.Module):
         words = self.encoder.get_input_embeddings()(input_ids)
         return self.encoder(inputs_embeds=words + self.entity_markers(marks).to(words.dtype), attention_mask=attention_mask).last_hidden_state
 
+    @property
+    def marks_entities(self) -> bool:
+        """Whether the relation head reads a second, entity-marked pass (``relation_encoder = "markers"``)."""
+        return self.config.relation_encoder == "markers"
+
     def relation_states(
         self, states: torch.Tensor, batch: dict[str, torch.Tensor], pairs: PairTensors, max_windows: int | None = None, encode: Encode | None = None
     ) -> torch.Tensor:
         """The token states [S, T, H] the relation head reads for ``pairs``: ``states`` itself (shared), or the marked pass."""
-        if self.config.relation_encoder == "shared":
+        if not self.marks_entities:
             return states
         marks = entity_marks(batch["window_tokens"], states.shape[:2], pairs["pair_sentence"], pairs["pair_spans"], pairs["pair_labels"])
         return self.sentence_states(batch["input_ids"], batch["attention_mask"], batch["token_index"], max_windows, encode, marks)

@@ -203,8 +203,9 @@ class Predictor:
             arguments.append(pair_entities(example.entities, self.schema))
         if not pairs:
             return [[] for _ in examples]
-        marked = {k: v.to(self.device) for k, v in pair_tensors(pairs, len(self.schema.relation_labels)).items()}
-        states = self.model.relation_states(states, batch, marked, max_windows=batch_size, encode=self.encoder)
+        if self.model.marks_entities:  # the second pass marks every argument of the batch's pairs
+            marked = {k: v.to(self.device) for k, v in pair_tensors(pairs, len(self.schema.relation_labels)).items()}
+            states = self.model.relation_states(states, batch, marked, max_windows=batch_size, encode=self.encoder)
         probs = self._relation_logits(states, pairs).sigmoid()
         margins = threshold_margins(probs, torch.tensor([pair.allowed for pair in pairs]), torch.tensor(thresholds)).tolist()
         offset, per_example = 0, []

@@ -186,7 +186,7 @@ def _check_parity(loaded: LoadedModel, path: Path) -> None:
 def _probe_marks(loaded: LoadedModel, probe: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     """Entity marks for the probe sentences of a ``markers`` model (any values: they must be traced and
     checked, not folded as constants); none for a ``shared`` model, whose graph has no such input."""
-    if loaded.model.config.relation_encoder != "markers":
+    if not loaded.model.marks_entities:
         return []
     mask = probe["attention_mask"]
     return [(mask * torch.arange(mask.shape[1])) % 3]

@@ -98,6 +98,15 @@ def test_a_pool_holding_a_dev_sentence_is_refused(splits, tiny_base_model, tmp_p
     assert not (tmp_path / "curve").exists()
 
 
+def test_a_bad_gold_line_is_named_by_file_line_and_field(splits, tiny_base_model, tmp_path) -> None:
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(splits["test"].read_text(encoding="utf-8") + '{"id": "x", "entities": []}\n', encoding="utf-8")
+    lines = len(broken.read_text(encoding="utf-8").splitlines())
+    with pytest.raises(SystemExit, match=rf"invalid gold file:\n.*broken\.jsonl:{lines}: text"):
+        main(arguments({**splits, "test": broken}, tiny_base_model, tmp_path / "curve"))
+    assert not (tmp_path / "curve").exists()
+
+
 def test_steps_must_increase(splits, tiny_base_model, tmp_path, capsys) -> None:
     with pytest.raises(SystemExit):
         main([*arguments(splits, tiny_base_model, tmp_path / "curve"), "--steps", "8", "4"])

@@ -39,7 +39,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from veille.annotation.atomic import atomic_write_text
-from veille.annotation.corpus import read_corpus, write_corpus
+from veille.annotation.corpus import CorpusError, read_corpus, write_corpus
 from veille.annotation.document import Example
 from veille.models.active_learning import DEFAULT_PER_DOCUMENT, STRATEGIES, Selection, score_sentences, select, unscored
 
@@ -305,11 +305,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    pool = read_corpus(args.train)
+    try:
+        pool, dev, test = read_corpus(args.train), read_corpus(args.dev), read_corpus(args.test)
+    except CorpusError as exc:  # every bad line, as file:line: field: message
+        sys.exit(f"error: invalid gold file:\n{exc}")
     if args.steps[-1] > len(pool):
         sys.exit(f"error: the last step ({args.steps[-1]}) exceeds the {len(pool)} sentences of {args.train}")
     try:
-        refuse_leaks(pool, {str(args.dev): read_corpus(args.dev), str(args.test): read_corpus(args.test)})
+        refuse_leaks(pool, {str(args.dev): dev, str(args.test): test})
     except ValueError as exc:
         sys.exit(f"error: {args.train}: {exc}")
     strategies = list(dict.fromkeys(args.strategies))
