@@ -10,6 +10,7 @@ refuses a directory whose weights and ``joint_config.json`` come from different 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -125,7 +126,8 @@ def load_model(model_dir: str | Path, encoder_weights: bool = True) -> LoadedMod
         schema = parse_schema(_read_json(model_dir / "schema.json"), source=str(model_dir / "schema.json"))
         joint = JointConfig(**info["joint"])
         encoder_config = AutoConfig.from_pretrained(model_dir)
-        model = JointModel.from_encoder_config(encoder_config, joint, empty_encoder=not encoder_weights)
+        with _no_random_init():
+            model = JointModel.from_encoder_config(encoder_config, joint, empty_encoder=not encoder_weights)
         _check_same_save(model_dir, info)
         weights = load_file(str(model_dir / "model.safetensors")) if encoder_weights else _head_weights(model_dir / "model.safetensors")
         _check_finite(weights, model_dir)
@@ -185,6 +187,20 @@ def _check_finite(weights: dict[str, Any], model_dir: Path) -> None:
             f"{model_dir}: model.safetensors is corrupt: {len(bad)} tensor(s) hold NaN or infinite values ({', '.join(bad[:3])}{', …' if len(bad) > 3 else ''}); "
             "restore the directory or train again"
         )
+
+
+def _no_random_init() -> contextlib.AbstractContextManager:
+    """transformers' context that builds modules without drawing random weights.
+
+    Every parameter is overwritten by the saved weights right after (a strict load), and
+    drawing 118 M random numbers was a third of a model's load time: every ``predict``,
+    ``serve`` and Ray actor paid it at start.
+    """
+    try:
+        from transformers.initialization import no_init_weights
+    except ImportError:  # transformers 4 keeps it in modeling_utils
+        from transformers.modeling_utils import no_init_weights
+    return no_init_weights()
 
 
 def _head_weights(path: Path) -> dict[str, Any]:

@@ -99,6 +99,19 @@ class Predictor:
         loaded.model.to(device=target, dtype=DTYPES[precision])
         return cls(loaded, target)
 
+    @staticmethod
+    def check(model_dir: str | Path, runtime: str = "auto") -> None:
+        """Refuse what :meth:`load` on the CPU refuses, without reading the encoder's weights.
+
+        For a driver that leaves the loading to its workers (``--engine ray``): a bad
+        directory, a stale export or a truncated weights file still stops the job before
+        any worker starts, and the driver neither reads nor holds the encoder (seconds and
+        hundreds of MB). What only a full read finds (NaN in the encoder's weights) is
+        refused by each worker's own :meth:`load`.
+        """
+        choose_runtime(runtime, model_dir, "cpu", None, threads=1)
+        load_model(model_dir, encoder_weights=False)
+
     @property
     def runtime(self) -> str:
         """What runs the encoder: ``torch`` or ``onnx``."""

@@ -8,8 +8,10 @@ skipped (each one reported as ``file:line: field: message``), the rest is writte
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Optional
@@ -70,8 +72,15 @@ def load_predictor(model: Path, device: str, dtype: str | None, runtime: str = "
     """Load the model, turning a bad directory or export into a clean CLI error (exit 2)."""
     from veille.models.predictor import Predictor
 
-    try:
+    with model_errors(model):
         return Predictor.load(model, device=device, dtype=dtype, runtime=runtime, threads=threads or None)
+
+
+@contextlib.contextmanager
+def model_errors(model: Path) -> Iterator[None]:
+    """A model that cannot load (directory, weights, export) becomes a clean CLI error: exit 2, nothing done."""
+    try:
+        yield
     except (OSError, ValueError) as exc:
         raise fail(f"cannot load model {model}: {exc}") from None
 
@@ -121,14 +130,18 @@ def predict(
     except ValueError as exc:
         raise fail(str(exc)) from None
     inputs, missing = existing_inputs(inputs, "predict")
-    predictor = load_predictor(model, "cpu" if engine == "ray" else device, dtype if engine == "local" else None, runtime, threads)
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
-    summary = RunSummary(show, skipped=len(missing))
-    if engine == "ray":  # the model loaded above was the check (exit 2 for a bad directory): each actor loads its own
-        del predictor
+    if engine == "ray":  # each actor loads the model: here, only what stops a bad one before any actor starts (exit 2)
+        from veille.models.predictor import Predictor
+
+        with model_errors(model):
+            Predictor.check(model, runtime)
+        summary = RunSummary(show, skipped=len(missing))
         settings = RaySettings(workers, cpus_per_worker, gpus_per_worker, shard_articles, address)
         spec = ModelSpec(str(model.resolve()), device, dtype, runtime)
         return summary.close(predict_on_ray(inputs, spec, output, formats, options, settings, summary, quiet))
+    predictor = load_predictor(model, device, dtype, runtime, threads)
+    summary = RunSummary(show, skipped=len(missing))
     try:
         with (
             sigterm_as_ctrl_c(),  # a kill removes the temp files, as Ctrl-C does

@@ -128,6 +128,12 @@ def predict_on_ray(
         staging.abort()
         warning(f"no output written ({target} left as it was); exit code 130", tag="interrupted")
         raise typer.Exit(130) from None
+    except ray.exceptions.ActorDiedError as exc:
+        staging.abort()
+        cause = getattr(exc.args[0], "cause", None) if exc.args else None  # Ray wraps the constructor's error in a RayTaskError
+        if exc.actor_init_failed and isinstance(cause, (OSError, ValueError)):  # what the driver's check reads no values for
+            raise fail(f"cannot load model {spec.path}: {cause}") from None
+        raise
     except BaseException:
         staging.abort()
         raise

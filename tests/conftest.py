@@ -262,3 +262,20 @@ def assert_same_outputs(ours: list[Example], theirs: list[Example]) -> None:
         for items, other_items in zip(mine, other):  # entities, then relations
             assert items.keys() == other_items.keys()
             assert all(items[k] == other_items[k] or abs(items[k] - other_items[k]) <= SCORE_ATOL for k in items)  # gold entities: None
+
+
+# --- Damaged model directories ---
+
+
+def copy_with_weight(model_dir: Path, out: Path, tensor: str, value: float) -> Path:
+    """A copy of ``model_dir`` whose tensor ``tensor`` starts with ``value`` (NaN, inf): same size, same save version, so only a read of the values finds it."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(model_dir, out)
+    with safe_open(str(out / "model.safetensors"), framework="pt") as handle:
+        metadata = handle.metadata()
+    weights = load_file(str(out / "model.safetensors"))
+    weights[tensor].view(-1)[0] = value
+    save_file(weights, str(out / "model.safetensors"), metadata=metadata)
+    return out

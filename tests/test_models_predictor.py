@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import copy_with_weight
 
 from veille.annotation.schema import load_schema, parse_schema
 from veille.models.checkpoint import REQUIRED_FILES, CheckpointError, check_schema, load_model
@@ -86,18 +87,26 @@ def test_corrupt_weights_are_refused(tmp_path, tiny_trained_model):
 
 @pytest.mark.parametrize(("tensor", "value"), [("relation_head.3.weight", float("nan")), ("token_head.bias", float("inf"))])
 def test_non_finite_weights_of_the_right_size_are_refused(tmp_path, tiny_trained_model, tensor, value):
-    from safetensors import safe_open
-    from safetensors.torch import load_file, save_file
-
-    broken = tmp_path / "model"
-    shutil.copytree(tiny_trained_model, broken)
-    with safe_open(str(broken / "model.safetensors"), framework="pt") as handle:
-        metadata = handle.metadata()
-    weights = load_file(str(broken / "model.safetensors"))
-    weights[tensor][0] = value
-    save_file(weights, str(broken / "model.safetensors"), metadata=metadata)
+    broken = copy_with_weight(tiny_trained_model, tmp_path / "model", tensor, value)
     with pytest.raises(CheckpointError, match=rf"model.safetensors is corrupt: 1 tensor\(s\) hold NaN or infinite values \({tensor}\)"):
         load_model(broken)
+
+
+def test_check_refuses_what_load_refuses_without_reading_the_encoder(tmp_path, tiny_trained_model):
+    """The driver's check of ``--engine ray``: everything but the encoder's values; those are each worker's load to refuse."""
+    Predictor.check(tiny_trained_model)
+    truncated = tmp_path / "truncated"
+    shutil.copytree(tiny_trained_model, truncated)
+    weights = truncated / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-64])
+    with pytest.raises(CheckpointError, match="cannot load the model"):
+        Predictor.check(truncated)
+    with pytest.raises(CheckpointError, match="no ONNX export"):
+        Predictor.check(tiny_trained_model, runtime="onnx")
+    nan_encoder = copy_with_weight(tiny_trained_model, tmp_path / "nan", "encoder.embeddings.word_embeddings.weight", float("nan"))
+    Predictor.check(nan_encoder)
+    with pytest.raises(CheckpointError, match="NaN or infinite"):
+        Predictor.load(nan_encoder)
 
 
 def test_an_edited_schema_is_refused_a_reworded_one_accepted(tmp_path, tiny_trained_model):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import copy_with_weight
 from typer.testing import CliRunner
 
 from veille.cli import app
@@ -169,6 +170,15 @@ def test_commit_keeps_only_listed_shards_and_abort_leaves_nothing(tmp_path) -> N
     staging.commit([{"files": {"jsonl": "part-run2-kept.jsonl"}}], {"shards": 1})
     assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "part-run2-kept.jsonl"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["preds"]
+
+
+def test_a_model_the_actors_refuse_stops_the_job_with_their_message(local_ray, tiny_trained_model, inputs, tmp_path) -> None:
+    """NaN in the encoder passes the driver's check (it reads no encoder value): the actors' own load refuses it."""
+    broken = copy_with_weight(tiny_trained_model, tmp_path / "model", "encoder.embeddings.word_embeddings.weight", float("nan"))
+    result = predict(*inputs, "--model", broken, "--engine", "ray", "-o", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert "cannot load model" in result.stderr and "hold NaN or infinite values (encoder.embeddings.word_embeddings.weight)" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_ray_engine_refusals_exit_2_and_write_nothing(tiny_trained_model, inputs, tmp_path, monkeypatch) -> None:
