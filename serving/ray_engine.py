@@ -6,13 +6,14 @@ growing its own. The stages:
 
 1. The driver lists the input files (local paths with the local engine's ids and
    messages; ``s3://``, ``gs://``, ``file://``… URIs through ``pyarrow.fs``).
-2. Ray tasks read each file (:func:`veille.annotation.articles.from_handle`, the local
-   engine's reader) into article rows and error rows ``(file, line, field, message)``.
-3. An actor pool (``map_batches`` with a callable class: one model load per actor) runs
-   :func:`veille.serving.pipeline.predict_articles` over each batch of articles, the very
-   code of the local engine (sentence splitting, pooling, assembly), so results are the
-   same, and writes the batch as one output shard with the local engine's writers.
-4. The driver prints the error rows, then commits: ``manifest.json`` is written last, in a
+2. An actor pool (``map_batches`` with a callable class: one model load per actor) takes
+   the files one by one; an actor reads its file with the local engine's reader
+   (:func:`veille.annotation.articles.from_handle`: articles, and error rows ``(file,
+   line, field, message)``) and runs :func:`veille.serving.pipeline.predict_articles`
+   over each ``--shard-articles`` of them, the very code of the local engine (sentence
+   splitting, pooling, assembly), so results are the same, writing each as one output
+   shard with the local engine's writers.
+3. The driver prints the error rows, then commits: ``manifest.json`` is written last, in a
    staging folder renamed onto ``-o`` (local paths); on an object store, where nothing
    renames, the manifest is the commit marker. The output is complete or absent.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import json
 import os
 import re
@@ -234,34 +236,37 @@ def filesystem(target: str) -> tuple[FileSystem, str]:
     return LocalFileSystem(), str(Path(target).resolve())
 
 
-def read_file(row: dict[str, str]) -> list[dict[str, Any]]:
-    """One input file's article and error rows (a Ray task): the local engine's reader, on any filesystem."""
+def read_file(row: dict[str, str]) -> Iterator[Article | Problem]:
+    """One input file's articles and problems, lazily: the local engine's reader, on any filesystem."""
     source, article_id = row["source"], row["id"]
-    if is_uri(row["path"]):
-        fs, path = filesystem(source)
-        try:
-            with fs.open_input_file(path) as handle:
-                data = handle.read()
-        except OSError as exc:
-            items: Iterator[Article | Problem] = iter([Problem(source, 0, "<file>", f"cannot read: {exc}")])
-        else:
-            items = from_handle(io.BytesIO(data), source, article_id)
-    else:
-        items = from_path(Path(row["path"]), article_id, source)
-    return [_item_row(item) for item in items]
+    if not is_uri(row["path"]):
+        yield from from_path(Path(row["path"]), article_id, source)
+        return
+    fs, path = filesystem(source)
+    try:
+        with fs.open_input_file(path) as handle:
+            data = handle.read()
+    except OSError as exc:
+        yield Problem(source, 0, "<file>", f"cannot read: {exc}")
+        return
+    yield from from_handle(io.BytesIO(data), source, article_id)
 
 
-def _item_row(item: Article | Problem) -> dict[str, Any]:
-    """Articles and problems in one row layout, so that both flow through the dataset in input order."""
-    if isinstance(item, Problem):
-        return {"id": "", "text": "", "source": item.path, "line": item.line, "field": item.field, "message": item.message}
-    return {"id": item.id, "text": item.text, "source": item.source, "line": 0, "field": "", "message": ""}
+def chunks(items: Iterator[Article | Problem], size: int) -> Iterator[list[Article | Problem]]:
+    """``items`` in lists of ``size`` (the last one shorter), never holding more than one list."""
+    while chunk := list(itertools.islice(items, size)):
+        yield chunk
 
 
 class ShardPredictor:
-    """The actor of the pool: loads the model once, then predicts and writes one shard per batch of articles."""
+    """The actor of the pool: loads the model once, then reads input files and writes a shard per ``shard_articles`` of their articles.
 
-    def __init__(self, spec: ModelSpec, options: PredictOptions, formats: list[str], staging: Staging, show: int) -> None:
+    The actor reads its files itself: a separate read stage ran each file in another Ray
+    worker process, whose start (Python, Ray, pyarrow) cost more CPU than the reading and
+    took it from the actors while they loaded the model.
+    """
+
+    def __init__(self, spec: ModelSpec, options: PredictOptions, formats: list[str], staging: Staging, show: int, shard_articles: int) -> None:
         import ray
         import torch
 
@@ -271,16 +276,21 @@ class ShardPredictor:
         if cpus >= 1:  # torch's threads match what Ray reserved, so actors on one node do not fight for cores
             torch.set_num_threads(int(cpus))
         self.predictor = Predictor.load(spec.path, device=spec.device, dtype=spec.dtype, runtime=spec.runtime)
-        self.options, self.formats, self.staging, self.show = options, formats, staging, show
+        self.options, self.formats, self.staging, self.show, self.shard_articles = options, formats, staging, show, shard_articles
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        """One result row per shard of the batch's files: its files, counts, problems and busy seconds."""
+        rows: dict[str, list] = {"files": [], "summary": [], "problems": [], "model": [], "seconds": []}
+        for source, article_id, path in zip(batch["source"], batch["id"], batch["path"]):
+            for chunk in chunks(read_file({"source": str(source), "id": str(article_id), "path": str(path)}), self.shard_articles):
+                for key, value in self._shard(chunk).items():
+                    rows[key].append(value)
+        return rows
+
+    def _shard(self, items: list[Article | Problem]) -> dict[str, Any]:
         from .cli import RunSummary
 
         started = time.perf_counter()
-        items = [
-            Problem(str(source), int(line), str(field), str(message)) if message else Article(str(id_), str(text), str(source))
-            for id_, text, source, line, field, message in zip(batch["id"], batch["text"], batch["source"], batch["line"], batch["field"], batch["message"])
-        ]
         summary = RunSummary(self.show)
         predictions = []
         for item in predict_articles(self.predictor, items, self.options):
@@ -294,8 +304,8 @@ class ShardPredictor:
         problems = [asdict(item) for item in items if isinstance(item, Problem)]
         model = {"name": self.predictor.model_name, "version": self.predictor.model_version}
         return {
-            "files": [json.dumps(files)], "summary": [json.dumps(part)], "problems": [json.dumps(problems)], "model": [json.dumps(model)],
-            "seconds": [time.perf_counter() - started],  # the actor's busy time: per-worker throughput, start-up excluded
+            "files": json.dumps(files), "summary": json.dumps(part), "problems": json.dumps(problems), "model": json.dumps(model),
+            "seconds": time.perf_counter() - started,  # the actor's busy time: per-worker throughput, start-up excluded
         }
 
 
@@ -387,18 +397,14 @@ def _run(
     shards: list[dict[str, Any]] = []
     if not files:
         return shards
-    dataset = (
-        ray.data.from_items(files, override_num_blocks=min(len(files), 64 * settings.workers))
-        .flat_map(read_file, num_cpus=0)  # I/O-bound and light: reserving a CPU would deadlock once the actors hold them all
-        .map_batches(
-            ShardPredictor,
-            fn_constructor_kwargs={"spec": spec, "options": options, "formats": formats, "staging": staging, "show": summary.show},
-            batch_size=settings.shard_articles,
-            compute=ray.data.ActorPoolStrategy(size=settings.workers),
-            num_cpus=settings.cpus_per_worker,
-            num_gpus=settings.gpus_per_worker or None,
-        )  # Ray Data's actor defaults restart a dead actor and retry its batch (the shard name is new, the half file is dropped)
-    )
+    dataset = ray.data.from_items(files, override_num_blocks=min(len(files), 64 * settings.workers)).map_batches(
+        ShardPredictor,
+        fn_constructor_kwargs={"spec": spec, "options": options, "formats": formats, "staging": staging, "show": summary.show, "shard_articles": settings.shard_articles},
+        batch_size=1,  # a file per call: files spread over the actors, each read by the actor that predicts it
+        compute=ray.data.ActorPoolStrategy(size=settings.workers),
+        num_cpus=settings.cpus_per_worker,
+        num_gpus=settings.gpus_per_worker or None,
+    )  # Ray Data's actor defaults restart a dead actor and retry its file (the shard names are new, the failed attempt's files are dropped)
     with tqdm(desc="predict (ray)", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=progress_interval()) as bar:
         for row in dataset.iter_rows():
             for problem in (Problem(**fields) for fields in json.loads(row["problems"])):
