@@ -89,6 +89,38 @@ def test_curve_adds_pool_sentences_once_resumes_without_retraining_and_writes_ou
     assert trainings[5:] == [str(out / "seed1" / "uncertainty-12" / "model")]
 
 
+def test_between_points_label_the_head_of_the_batch_and_leave_the_schedule_as_it_was(splits, tiny_base_model, tmp_path, monkeypatch) -> None:
+    out = tmp_path / "curve"
+    args = arguments(splits, tiny_base_model, out)
+    trainings = counting_trainings(monkeypatch)
+    assert main(args) == 0
+    plain = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    assert main([*args, "--between", "6", "10"]) == 0
+    assert len(trainings) == 5 + 4  # 2 points × 2 strategies; no step trained again
+    saved = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    runs = {(r["strategy"], r["sentences"]): r for r in saved["runs"]}
+    assert sorted(runs) == sorted((s, n) for s in ("random", "uncertainty") for n in (4, 6, 8, 10, 12))
+    for strategy in ("random", "uncertainty"):
+        assert runs[(strategy, 6)]["labelled"] == runs[(strategy, 8)]["labelled"][:6]  # the first 2 of the batch chosen at 4
+        assert runs[(strategy, 10)]["labelled"] == runs[(strategy, 12)]["labelled"][:10]
+        assert runs[(strategy, 6)]["next"] == {} and runs[(strategy, 8)] == next(r for r in plain["runs"] if (r["strategy"], r["sentences"]) == (strategy, 8))
+    assert saved["complete_seeds"] == plain["complete_seeds"] == [1]
+    assert "| uncertainty | 6 | 1 |" in (out / "learning_curve.md").read_text(encoding="utf-8")
+    assert main([*args, "--between", "6", "10"]) == 0 and len(trainings) == 9  # all done: nothing retrained
+    stepped = tmp_path / "stepped"  # a schedule with a real step at 6 chooses the very sentences the point at 6 labelled
+    assert main([*arguments(splits, tiny_base_model, stepped), "--steps", "4", "6", "12"]) == 0
+    for record in json.loads((stepped / "results.json").read_text(encoding="utf-8"))["runs"]:
+        if record["sentences"] == 6:
+            assert record["labelled"] == runs[(record["strategy"], 6)]["labelled"]
+
+
+@pytest.mark.parametrize("size", ["4", "13", "2"])
+def test_a_between_point_must_lie_between_steps(splits, tiny_base_model, tmp_path, capsys, size) -> None:
+    with pytest.raises(SystemExit):
+        main([*arguments(splits, tiny_base_model, tmp_path / "curve"), "--between", size])
+    assert "each --between size must lie between two --steps" in capsys.readouterr().err
+
+
 def test_a_pool_holding_a_dev_sentence_is_refused(splits, tiny_base_model, tmp_path) -> None:
     leaky = tmp_path / "leaky.jsonl"
     write_corpus(leaky, read_corpus(splits["train"]) + read_corpus(splits["dev"])[:1])

@@ -1,7 +1,7 @@
 """Simulated active learning: does ranking by uncertainty save annotation over a random pick?
 
     python -m veille.training.learning_curve [--out runs/learning-curve] [--seeds 13 14]
-        [--steps 100 200 400 800] [--strategies random uncertainty] [--preset quick]
+        [--steps 100 200 400 800] [--between 560] [--strategies random uncertainty] [--preset quick]
 
 The train split plays both the unlabelled pool and the annotator. For each seed, ``steps[0]``
 random sentences are labelled and the preset is trained on them (one training, the shared
@@ -22,6 +22,13 @@ training nothing). The run then writes ``<out>/results.json`` (every step),
 seeds, test solid and dev dashed) and ``learning_curve.md`` (the table, and the number of
 sentences uncertainty needs to reach random selection's test F1 at the last step, by
 linear interpolation on the mean test curves of the seeds that finished every step).
+
+``--between N`` adds trainings inside the schedule without changing it: at ``N`` (between
+steps ``a`` and ``b``) each strategy labels the first ``N - a`` sentences of the batch it
+chose at ``a``. Every ranking is greedy in a fixed order (margins, or a seeded shuffle),
+so these are exactly the sentences a step at ``N`` would have chosen; the points join the
+curves (and the interpolation of the bar) but choose nothing, and the later steps stay
+those of the plain schedule.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -63,6 +70,7 @@ class Simulation:
     strategies: list[str]
     per_document: int
     out: Path
+    between: tuple[int, ...] = ()
 
 
 def step_dir(simulation: Simulation, seed: int, strategy: str, index: int) -> Path:
@@ -87,6 +95,17 @@ def labelled_at(simulation: Simulation, seed: int, strategy: str, index: int) ->
     return labelled
 
 
+def labelled_between(simulation: Simulation, seed: int, strategy: str, size: int) -> list[str]:
+    """The ids labelled at a ``--between`` size: the step before it, plus the head of the batch that step chose."""
+    index = max(i for i, step in enumerate(simulation.steps) if step < size)
+    labelled = labelled_at(simulation, seed, strategy, index + 1)  # the step's labelled ids and its batch (refused if not chosen yet)
+    return labelled[:size]
+
+
+def between_dir(simulation: Simulation, seed: int, strategy: str, size: int) -> Path:
+    return simulation.out / f"seed{seed}" / f"{strategy}-{size}"
+
+
 def read_step(folder: Path) -> dict[str, Any] | None:
     path = folder / "results.json"
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -98,8 +117,11 @@ def is_done(simulation: Simulation, folder: Path, index: int, strategies: list[s
     return record is not None and (index + 1 == len(simulation.steps) or all(s in record["next"] for s in strategies))
 
 
-def run_step(simulation: Simulation, seed: int, strategies: list[str], index: int, labelled: list[str], folder: Path) -> dict[str, Any]:
-    """Train on ``labelled``, score dev and test, let each strategy choose its next batch; write the step's results.json."""
+def run_step(simulation: Simulation, seed: int, strategies: list[str], index: int | None, labelled: list[str], folder: Path) -> dict[str, Any]:
+    """Train on ``labelled``, score dev and test, let each strategy choose its next batch; write the step's results.json.
+
+    ``index`` None: a ``--between`` point, which chooses nothing.
+    """
     from veille.models.predictor import Predictor
 
     from .evaluate import evaluate
@@ -123,7 +145,7 @@ def run_step(simulation: Simulation, seed: int, strategies: list[str], index: in
         "labelled": labelled,
         "next": {},
     }
-    if index + 1 < len(simulation.steps):
+    if index is not None and index + 1 < len(simulation.steps):
         taken = set(labelled)
         rest = [e for e in simulation.pool if e.id not in taken]
         wanted = simulation.steps[index + 1] - len(labelled)
@@ -138,33 +160,47 @@ def run_step(simulation: Simulation, seed: int, strategies: list[str], index: in
 
 
 def run(simulation: Simulation, seeds: list[int]) -> None:
-    """Train every step not yet done, a progress bar over the trainings."""
+    """Train every step not yet done, then every ``--between`` point not yet done; a progress bar over the trainings."""
     todo = plan(simulation, seeds)
-    with tqdm(total=len(todo), desc="learning curve", unit="training") as bar:
+    extra = [(seed, strategy, size) for seed in seeds for size in simulation.between for strategy in simulation.strategies]
+    with tqdm(total=len(todo) + len(extra), desc="learning curve", unit="training") as bar:
+
+        def train_once(seed: int, name: str, size: int, folder: Path, done: bool, train: Callable[[], dict[str, Any]]) -> None:
+            bar.set_postfix_str(f"seed {seed}, {name}, {size} sentences")
+            if not done:
+                record = train()
+                bar.write(f"seed {seed} {name} {record['sentences']}: test entities F1 {record['test']['entities']:.3f}, relations F1 {record['test']['relations']:.3f} ({record['train_time_s']:.0f} s training)")
+            bar.update()
+
         for seed, strategy, index in todo:
             served = simulation.strategies if index == 0 else [strategy]
             folder = step_dir(simulation, seed, strategy, index)
-            bar.set_postfix_str(f"seed {seed}, {START if index == 0 else strategy}, {simulation.steps[index]} sentences")
-            if not is_done(simulation, folder, index, served):
-                record = run_step(simulation, seed, served, index, labelled_at(simulation, seed, strategy, index), folder)
-                bar.write(f"seed {seed} {START if index == 0 else strategy} {record['sentences']}: test entities F1 {record['test']['entities']:.3f}, relations F1 {record['test']['relations']:.3f} ({record['train_time_s']:.0f} s training)")
-            bar.update()
+            train_once(seed, START if index == 0 else strategy, simulation.steps[index], folder, is_done(simulation, folder, index, served),
+                       lambda: run_step(simulation, seed, served, index, labelled_at(simulation, seed, strategy, index), folder))  # noqa: B023 (called at once)
+        for seed, strategy, size in extra:
+            folder = between_dir(simulation, seed, strategy, size)
+            train_once(seed, strategy, size, folder, read_step(folder) is not None,
+                       lambda: run_step(simulation, seed, [strategy], None, labelled_between(simulation, seed, strategy, size), folder))  # noqa: B023 (called at once)
 
 
 def collect(simulation: Simulation, seeds: list[int]) -> list[dict[str, Any]]:
-    """One record per finished (strategy, seed, step); the shared start counts for every strategy."""
+    """One record per finished (strategy, seed, step or ``--between`` point, by size); the shared start counts for every strategy."""
+    folders = lambda seed, strategy: sorted(  # noqa: E731
+        [(step, step_dir(simulation, seed, strategy, index)) for index, step in enumerate(simulation.steps)]
+        + [(size, between_dir(simulation, seed, strategy, size)) for size in simulation.between]
+    )
     return [
         {"strategy": strategy, **record}
         for seed in seeds
         for strategy in simulation.strategies
-        for index in range(len(simulation.steps))
-        if (record := read_step(step_dir(simulation, seed, strategy, index))) is not None
+        for _, folder in folders(seed, strategy)
+        if (record := read_step(folder)) is not None
     ]
 
 
 def complete_seeds(records: list[dict[str, Any]], strategies: list[str], steps: list[int]) -> list[int]:
     """The seeds whose every strategy reached every step: the only ones a comparison of curves may average."""
-    counts = Counter((r["seed"], r["strategy"]) for r in records)
+    counts = Counter((r["seed"], r["strategy"]) for r in records if r["sentences"] in steps)
     return sorted({seed for seed, _ in counts if all(counts[(seed, s)] == len(steps) for s in strategies)})
 
 
@@ -284,6 +320,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("runs/learning-curve"), help="folder for the steps, results.json, learning_curve.png and .md")
     parser.add_argument("--seeds", type=int, nargs="+", default=[13, 14], help="one shared start and one curve per strategy for each seed")
     parser.add_argument("--steps", type=int, nargs="+", default=[100, 200, 400, 800], help="labelled sentences at each training (the first are random)")
+    parser.add_argument("--between", type=int, nargs="+", default=[], metavar="N", help="also train at N sentences, between two steps, with the head of the batch the step before chose")
     parser.add_argument("--strategies", nargs="+", default=["random", "uncertainty"], choices=STRATEGIES, help="strategies to compare")
     parser.add_argument("--preset", default="quick", help="training preset or TOML file")
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE", help="any training config key (repeatable): --set epochs=1")
@@ -295,6 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if sorted(set(args.steps)) != args.steps or args.steps[0] < 1:
         parser.error("--steps must be positive and increasing")
+    if any(not args.steps[0] < size < args.steps[-1] or size in args.steps for size in args.between):
+        parser.error("each --between size must lie between two --steps")
     try:
         args.overrides = parse_settings(args.settings)
         load_config(args.preset, args.overrides)
@@ -316,11 +355,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         sys.exit(f"error: {args.train}: {exc}")
     strategies = list(dict.fromkeys(args.strategies))
-    simulation = Simulation(args.preset, args.overrides, pool, args.dev, args.test, args.steps, strategies, args.per_document, args.out)
+    simulation = Simulation(args.preset, args.overrides, pool, args.dev, args.test, args.steps, strategies, args.per_document, args.out, tuple(sorted(set(args.between))))
     if not args.report_only:
         run(simulation, args.seeds)
     records = collect(simulation, args.seeds)
-    settings = {"preset": args.preset, "overrides": args.overrides, "seeds": args.seeds, "steps": args.steps, "strategies": strategies, "per_document": args.per_document,
+    settings = {"preset": args.preset, "overrides": args.overrides, "seeds": args.seeds, "steps": args.steps, "between": sorted(set(args.between)), "strategies": strategies, "per_document": args.per_document,
                 "train": args.train.name, "dev": args.dev.name, "test": args.test.name}
     print(write_outputs(records, settings, args.out))
     return 0
