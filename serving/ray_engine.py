@@ -236,11 +236,10 @@ def filesystem(target: str) -> tuple[FileSystem, str]:
     return LocalFileSystem(), str(Path(target).resolve())
 
 
-def read_file(row: dict[str, str]) -> Iterator[Article | Problem]:
-    """One input file's articles and problems, lazily: the local engine's reader, on any filesystem."""
-    source, article_id = row["source"], row["id"]
-    if not is_uri(row["path"]):
-        yield from from_path(Path(row["path"]), article_id, source)
+def read_file(source: str, article_id: str, path: str) -> Iterator[Article | Problem]:
+    """One input file's articles and problems, lazily: the local engine's reader, on any filesystem (a row of :func:`list_inputs`)."""
+    if not is_uri(path):
+        yield from from_path(Path(path), article_id, source)
         return
     fs, path = filesystem(source)
     try:
@@ -278,14 +277,11 @@ class ShardPredictor:
         self.predictor = Predictor.load(spec.path, device=spec.device, dtype=spec.dtype, runtime=spec.runtime)
         self.options, self.formats, self.staging, self.show, self.shard_articles = options, formats, staging, show, shard_articles
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        """One result row per shard of the batch's files: its files, counts, problems and busy seconds."""
-        rows: dict[str, list] = {"files": [], "summary": [], "problems": [], "model": [], "seconds": []}
+    def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, list]]:
+        """A result row per shard of the batch's files, as each is written (progress per shard, not per file)."""
         for source, article_id, path in zip(batch["source"], batch["id"], batch["path"]):
-            for chunk in chunks(read_file({"source": str(source), "id": str(article_id), "path": str(path)}), self.shard_articles):
-                for key, value in self._shard(chunk).items():
-                    rows[key].append(value)
-        return rows
+            for chunk in chunks(read_file(str(source), str(article_id), str(path)), self.shard_articles):
+                yield {key: [value] for key, value in self._shard(chunk).items()}
 
     def _shard(self, items: list[Article | Problem]) -> dict[str, Any]:
         from .cli import RunSummary

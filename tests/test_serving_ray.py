@@ -123,7 +123,7 @@ def test_an_actor_killed_mid_job_is_restarted_and_the_output_is_whole(local_ray,
             pids = [p.pid for p in psutil.process_iter(["cmdline"]) if "ShardPredictor" in " ".join(p.info["cmdline"] or [])]
             actors.extend(pid for pid in pids if pid not in actors)
             if not killed and pids and any(tmp_path.glob(".out.*.tmp/part-*")):
-                os.kill(pids[0], signal.SIGKILL)  # mid-job: the big JSONL file is one task of 60 one-article batches
+                os.kill(pids[0], signal.SIGKILL)  # mid-job: the big JSONL file is one call writing 60 one-article shards
                 killed.append(pids[0])
             time.sleep(0.01)
 

@@ -41,7 +41,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from tqdm.auto import tqdm
 
@@ -75,8 +75,12 @@ class Simulation:
 
 def step_dir(simulation: Simulation, seed: int, strategy: str, index: int) -> Path:
     """Where one training's results live; the first step is shared by every strategy of a seed."""
-    name = f"{START}-{simulation.steps[0]}" if index == 0 else f"{strategy}-{simulation.steps[index]}"
-    return simulation.out / f"seed{seed}" / name
+    return size_dir(simulation, seed, START if index == 0 else strategy, simulation.steps[index])
+
+
+def size_dir(simulation: Simulation, seed: int, name: str, size: int) -> Path:
+    """The folder of the training of ``name`` (a strategy, or the shared start) at ``size`` sentences: a step or a ``--between`` point."""
+    return simulation.out / f"seed{seed}" / f"{name}-{size}"
 
 
 def plan(simulation: Simulation, seeds: list[int]) -> list[tuple[int, str, int]]:
@@ -100,10 +104,6 @@ def labelled_between(simulation: Simulation, seed: int, strategy: str, size: int
     index = max(i for i, step in enumerate(simulation.steps) if step < size)
     labelled = labelled_at(simulation, seed, strategy, index + 1)  # the step's labelled ids and its batch (refused if not chosen yet)
     return labelled[:size]
-
-
-def between_dir(simulation: Simulation, seed: int, strategy: str, size: int) -> Path:
-    return simulation.out / f"seed{seed}" / f"{strategy}-{size}"
 
 
 def read_step(folder: Path) -> dict[str, Any] | None:
@@ -164,36 +164,35 @@ def run(simulation: Simulation, seeds: list[int]) -> None:
     todo = plan(simulation, seeds)
     extra = [(seed, strategy, size) for seed in seeds for size in simulation.between for strategy in simulation.strategies]
     with tqdm(total=len(todo) + len(extra), desc="learning curve", unit="training") as bar:
-
-        def train_once(seed: int, name: str, size: int, folder: Path, done: bool, train: Callable[[], dict[str, Any]]) -> None:
-            bar.set_postfix_str(f"seed {seed}, {name}, {size} sentences")
-            if not done:
-                record = train()
-                bar.write(f"seed {seed} {name} {record['sentences']}: test entities F1 {record['test']['entities']:.3f}, relations F1 {record['test']['relations']:.3f} ({record['train_time_s']:.0f} s training)")
-            bar.update()
-
         for seed, strategy, index in todo:
             served = simulation.strategies if index == 0 else [strategy]
             folder = step_dir(simulation, seed, strategy, index)
-            train_once(seed, START if index == 0 else strategy, simulation.steps[index], folder, is_done(simulation, folder, index, served),
-                       lambda: run_step(simulation, seed, served, index, labelled_at(simulation, seed, strategy, index), folder))  # noqa: B023 (called at once)
+            bar.set_postfix_str(f"seed {seed}, {folder.name}")
+            if not is_done(simulation, folder, index, served):
+                _report_step(bar, run_step(simulation, seed, served, index, labelled_at(simulation, seed, strategy, index), folder), folder)
+            bar.update()
         for seed, strategy, size in extra:
-            folder = between_dir(simulation, seed, strategy, size)
-            train_once(seed, strategy, size, folder, read_step(folder) is not None,
-                       lambda: run_step(simulation, seed, [strategy], None, labelled_between(simulation, seed, strategy, size), folder))  # noqa: B023 (called at once)
+            folder = size_dir(simulation, seed, strategy, size)
+            bar.set_postfix_str(f"seed {seed}, {folder.name}")
+            if read_step(folder) is None:
+                _report_step(bar, run_step(simulation, seed, [strategy], None, labelled_between(simulation, seed, strategy, size), folder), folder)
+            bar.update()
+
+
+def _report_step(bar: tqdm, record: dict[str, Any], folder: Path) -> None:
+    bar.write(f"seed {record['seed']} {folder.name}: test entities F1 {record['test']['entities']:.3f}, relations F1 {record['test']['relations']:.3f} ({record['train_time_s']:.0f} s training)")
 
 
 def collect(simulation: Simulation, seeds: list[int]) -> list[dict[str, Any]]:
     """One record per finished (strategy, seed, step or ``--between`` point, by size); the shared start counts for every strategy."""
-    folders = lambda seed, strategy: sorted(  # noqa: E731
-        [(step, step_dir(simulation, seed, strategy, index)) for index, step in enumerate(simulation.steps)]
-        + [(size, between_dir(simulation, seed, strategy, size)) for size in simulation.between]
-    )
     return [
         {"strategy": strategy, **record}
         for seed in seeds
         for strategy in simulation.strategies
-        for _, folder in folders(seed, strategy)
+        for _, folder in sorted(
+            [(step, step_dir(simulation, seed, strategy, index)) for index, step in enumerate(simulation.steps)]
+            + [(size, size_dir(simulation, seed, strategy, size)) for size in simulation.between]
+        )
         if (record := read_step(folder)) is not None
     ]
 
