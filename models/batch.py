@@ -64,6 +64,7 @@ class Collator:
             # The flat sentence-token index (sentence × T + token) of each window position, -1 for special
             # and padding tokens: how entity markers, set per sentence token, reach the windows.
             "window_tokens": _pad([[-1 if at is None else at[0] * tokens + at[1] for at in row] for row in window_tokens], -1, length),
+            "token_mask": _pad([[1] * len(enc.input_ids) for enc in sentences], 0, tokens).bool(),
             "word_index": _pad([enc.word_tokens for enc in sentences], 0),
             "word_mask": _pad([[1] * len(enc.word_tokens) for enc in sentences], 0).bool(),
         }

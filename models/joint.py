@@ -4,7 +4,12 @@ Both heads read the same encoder states, so one forward pass per sentence serves
 entities and relations. A candidate pair is represented by the states of the first
 and last token of each argument, the mean state of the words between them (what
 usually says which relation holds: « a rejoint », « passé par ») and an embedding
-of each argument's entity type. The relation head is multi-label: one independent
+of each argument's entity type; with ``context_attention``, also a context pooled over
+the whole sentence by an attention whose query is the pair's arguments (after the
+localized context pooling of ATLOP, but learnt), for the cue a
+mean between the arguments misses or dilutes: outside them (« Piloté par Salesforce
+Ventures, ce tour de table… », « les départs s'enchaînent chez X : A, B et C »), or one
+verb among many words when the arguments are far apart. The relation head is multi-label: one independent
 sigmoid score per relation class, because several relations can hold between the same
 two entities (« directeur général et cofondateur de Mistral AI » is EMPLOYEE_OF and
 FOUNDED); a pair with no relation has every target at 0. Classes the schema forbids
@@ -59,6 +64,8 @@ class JointConfig:
     relation_thresholds: dict[str, float] = field(default_factory=dict)
     # What the relation head reads: the shared pass, or a second pass with typed entity markers.
     relation_encoder: str = "shared"
+    # Whether the pair also reads an attention-pooled sentence context (see the module docstring).
+    context_attention: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,7 +83,10 @@ class JointModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.token_head = nn.Linear(hidden, len(config.bio_labels))
         self.type_embedding = nn.Embedding(len(config.entity_labels), config.label_embedding_dim)
-        pair_dim = 5 * hidden + 2 * config.label_embedding_dim
+        pair_dim = (6 if config.context_attention else 5) * hidden + 2 * config.label_embedding_dim
+        if config.context_attention:
+            # The query is read from the two arguments' boundary states; the keys are the token states themselves (a bilinear score).
+            self.context_query = nn.Linear(4 * hidden, hidden)
         self.relation_head = nn.Sequential(
             nn.Linear(pair_dim, hidden),
             nn.GELU(),
@@ -161,20 +171,37 @@ class JointModel(nn.Module):
         words = torch.gather(states, 1, word_index.unsqueeze(-1).expand(-1, -1, states.shape[-1]))
         return self.token_head(self.dropout(words))
 
-    def relation_logits(self, states: torch.Tensor, pair_sentence: torch.Tensor, pair_spans: torch.Tensor, pair_labels: torch.Tensor, pair_allowed: torch.Tensor) -> torch.Tensor:
-        """One logit per relation class [P, relations] for candidate pairs; forbidden classes get a very low score."""
+    def relation_logits(
+        self, states: torch.Tensor, token_mask: torch.Tensor, pair_sentence: torch.Tensor, pair_spans: torch.Tensor, pair_labels: torch.Tensor, pair_allowed: torch.Tensor
+    ) -> torch.Tensor:
+        """One logit per relation class [P, relations] for candidate pairs; forbidden classes get a very low score.
+
+        ``token_mask`` [S, T] says which positions of ``states`` are tokens of the sentence (not padding).
+        """
         s = pair_sentence
         head_first, head_last, tail_first, tail_last = pair_spans.unbind(-1)
+        arguments = [states[s, head_first], states[s, head_last], states[s, tail_first], states[s, tail_last]]
         between = self._between(states, s, torch.minimum(head_last, tail_last) + 1, torch.maximum(head_first, tail_first))
-        features = torch.cat(
-            [
-                states[s, head_first], states[s, head_last], states[s, tail_first], states[s, tail_last], between,
-                self.type_embedding(pair_labels[:, 0]), self.type_embedding(pair_labels[:, 1]),
-            ],
-            dim=-1,
-        )
+        context = [self._attended_context(states, token_mask, s, torch.cat(arguments, dim=-1))] if self.config.context_attention else []
+        features = torch.cat([*arguments, between, *context, self.type_embedding(pair_labels[:, 0]), self.type_embedding(pair_labels[:, 1])], dim=-1)
         logits = self.relation_head(self.dropout(features))
         return logits.masked_fill(~pair_allowed, torch.finfo(logits.dtype).min / 2)
+
+    def _attended_context(self, states: torch.Tensor, token_mask: torch.Tensor, sentence: torch.Tensor, arguments: torch.Tensor) -> torch.Tensor:
+        """Each pair's own weighted mean of its sentence's token states [P, H], the weights an attention from its arguments.
+
+        The scores are taken against every token of the batch and each pair keeps its own
+        sentence's row ([P, S × T] scores, not [P, T, H] gathered states: a long sentence
+        costs scores, not copies of its states). Softmax in float32.
+        """
+        sentences, tokens, hidden = states.shape
+        flat = states.reshape(sentences * tokens, hidden)
+        rows = torch.arange(len(sentence), device=states.device)
+        scores = (self.context_query(arguments) @ flat.T).view(-1, sentences, tokens)[rows, sentence].float() / hidden**0.5
+        weights = scores.masked_fill(~token_mask[sentence], float("-inf")).softmax(-1)
+        spread = torch.zeros(len(sentence), sentences, tokens, dtype=states.dtype, device=states.device)
+        spread[rows, sentence] = weights.to(states.dtype)
+        return spread.view(len(sentence), -1) @ flat
 
     @staticmethod
     def _between(states: torch.Tensor, sentence: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
@@ -204,7 +231,7 @@ class JointModel(nn.Module):
         has_pairs = batch["pair_sentence"].numel() > 0
         if has_pairs:
             pair_states = self.relation_states(states, batch, batch)
-            out["relation_logits"] = self.relation_logits(pair_states, batch["pair_sentence"], batch["pair_spans"], batch["pair_labels"], batch["pair_allowed"])
+            out["relation_logits"] = self.relation_logits(pair_states, batch["token_mask"], batch["pair_sentence"], batch["pair_spans"], batch["pair_labels"], batch["pair_allowed"])
         if "word_labels" in batch:
             logits = out["token_logits"]
             loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), batch["word_labels"].reshape(-1), ignore_index=IGNORE)

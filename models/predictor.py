@@ -219,7 +219,7 @@ class Predictor:
         if self.model.marks_entities:  # the second pass marks every argument of the batch's pairs
             marked = {k: v.to(self.device) for k, v in pair_tensors(pairs, len(self.schema.relation_labels)).items()}
             states = self.model.relation_states(states, batch, marked, max_windows=batch_size, encode=self.encoder)
-        probs = self._relation_logits(states, pairs).sigmoid()
+        probs = self._relation_logits(states, batch["token_mask"], pairs).sigmoid()
         margins = threshold_margins(probs, torch.tensor([pair.allowed for pair in pairs]), torch.tensor(thresholds)).tolist()
         offset, per_example = 0, []
         for example, pair_args in zip(examples, arguments):
@@ -228,7 +228,7 @@ class Predictor:
             offset += len(pair_args)
         return per_example
 
-    def _relation_logits(self, states: torch.Tensor, pairs: list[Pair]) -> torch.Tensor:
+    def _relation_logits(self, states: torch.Tensor, token_mask: torch.Tensor, pairs: list[Pair]) -> torch.Tensor:
         """Relation logits [P, classes] (float32, CPU), ``PAIR_CHUNK`` pairs per head call.
 
         The head's activations (five token states per pair) are the largest tensors of a
@@ -241,6 +241,6 @@ class Predictor:
             chunk = pairs[start : start + PAIR_CHUNK]
             padded = chunk + [chunk[-1]] * (-len(chunk) % PAIR_BUCKET)
             tensors = {k: v.to(self.device) for k, v in pair_tensors(padded, len(self.schema.relation_labels)).items()}
-            logits = self.model.relation_logits(states, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
+            logits = self.model.relation_logits(states, token_mask, tensors["pair_sentence"], tensors["pair_spans"], tensors["pair_labels"], tensors["pair_allowed"])
             chunks.append(logits[: len(chunk)].float().cpu())
         return torch.cat(chunks)

@@ -1,4 +1,4 @@
-"""The joint model's own arithmetic: the between-arguments feature, the multi-label loss, the window check."""
+"""The joint model's own arithmetic: the between-arguments feature, the attended context, the multi-label loss, the window check."""
 
 from __future__ import annotations
 
@@ -25,6 +25,27 @@ def test_between_feature_keeps_its_precision_in_bfloat16():
     exact = states[0, 250:262].double().mean(0)
     between = JointModel._between(states, torch.tensor([0]), start, end)[0].double()
     assert between.dtype == torch.float64 and ((between - exact).abs() / exact.abs()).max() < 0.01
+
+
+def test_attended_context_is_each_pairs_softmax_over_its_own_sentence_tokens_only(tiny_base_model):
+    """Checked against a plain per-pair loop: softmax of query · state / √H over the pair's
+    sentence's real tokens; padding and the other sentences of the batch take no part."""
+    torch.manual_seed(0)
+    config = JointConfig(bio_labels(SCHEMA), SCHEMA.entity_labels, SCHEMA.relation_labels, max_length=64, context_attention=True)
+    model = JointModel.from_encoder_config(AutoConfig.from_pretrained(tiny_base_model), config)
+    hidden = model.encoder.config.hidden_size
+    states = torch.randn(3, 7, hidden)
+    token_mask = torch.tensor([[True] * 7, [True] * 4 + [False] * 3, [True] * 2 + [False] * 5])
+    sentence = torch.tensor([1, 0, 1, 2])
+    arguments = torch.randn(4, 4 * hidden)
+    got = model._attended_context(states, token_mask, sentence, arguments)
+    for pair, s in enumerate(sentence.tolist()):
+        real = states[s, token_mask[s]]
+        weights = (model.context_query(arguments[pair]) @ real.T / hidden**0.5).softmax(-1)
+        torch.testing.assert_close(got[pair], weights @ real)
+    padded = states.clone()
+    padded[1, 4:] = 1e4  # what sits in padding cannot change a pair's context
+    torch.testing.assert_close(model._attended_context(padded, token_mask, sentence, arguments), got)
 
 
 def test_relation_loss_counts_allowed_classes_only_and_every_gold_label():

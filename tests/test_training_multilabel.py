@@ -40,8 +40,8 @@ def gold_line(index: int, text: str, person: str, organisation: str, labels: lis
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("relation_encoder", ["shared", "markers"])
-def test_a_pair_with_two_gold_labels_is_learnt_and_predicted_with_both(tmp_path, tiny_camembert, relation_encoder):
+@pytest.mark.parametrize(("relation_encoder", "context_attention"), [("shared", False), ("markers", False), ("shared", True)])
+def test_a_pair_with_two_gold_labels_is_learnt_and_predicted_with_both(tmp_path, tiny_camembert, relation_encoder, context_attention):
     data = tmp_path / "multi.jsonl"
     data.write_text("\n".join(gold_line(i, *sentence) for i, sentence in enumerate(SENTENCES)) + "\n", encoding="utf-8")
     gold = read_corpus(data)  # `corpus validate` accepts two labels on one pair
@@ -50,9 +50,11 @@ def test_a_pair_with_two_gold_labels_is_learnt_and_predicted_with_both(tmp_path,
     config = TrainConfig(
         base_model=str(base), train_files=[str(data)], dev_files=[str(data)], output=str(tmp_path / "model"), epochs=40, batch_size=4,
         lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0, dropout=0.0, max_length=64, stride=16, device="cpu", patience=40, relation_encoder=relation_encoder,
+        context_attention=context_attention,
     )
     train(config, progress=False)
     predictor = Predictor.load(tmp_path / "model", device="cpu")
+    assert predictor.model.config.context_attention is context_attention  # saved and loaded with the model
     for example, (text, person, organisation, labels) in zip(predictor.predict([text for text, *_ in SENTENCES]), SENTENCES):
         assert [(example.mention(e), e.label) for e in example.entities] == [(person, "PER"), (organisation, "ORG")], text
         assert sorted(r.label for r in example.relations) == labels, text

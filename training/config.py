@@ -55,6 +55,9 @@ class TrainConfig:
     # What the relation head reads (models/joint.py): "shared", the entity pass's states, or
     # "markers", a second encoder pass with typed entity markers (better pairs, about twice the encoder time).
     relation_encoder: str = "shared"
+    # Whether a candidate pair also reads a sentence context pooled by an attention from its
+    # arguments (models/joint.py), beside the mean of the words between them.
+    context_attention: bool = False
     seed: int = 13
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; none on CPU) | no | bf16 | fp16

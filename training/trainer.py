@@ -92,7 +92,9 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
     if unaligned:
         accelerator.print(_unaligned_warning(unaligned, config.base_model))
 
-    joint = JointConfig(bio_labels(schema), schema.entity_labels, schema.relation_labels, config.max_length, config.stride, dropout=config.dropout, relation_encoder=config.relation_encoder)
+    joint = JointConfig(
+        bio_labels(schema), schema.entity_labels, schema.relation_labels, config.max_length, config.stride, dropout=config.dropout, relation_encoder=config.relation_encoder, context_attention=config.context_attention
+    )
     try:
         model = JointModel.from_pretrained_encoder(base_path, joint)
     except ValueError as exc:  # a max_length the encoder cannot embed
