@@ -5,11 +5,11 @@ entities and relations. A candidate pair is represented by the states of the fir
 and last token of each argument, the mean state of the words between them (what
 usually says which relation holds: « a rejoint », « passé par ») and an embedding
 of each argument's entity type; with ``context_attention``, also a context pooled over
-the whole sentence by an attention whose query is the pair's arguments (after the
-localized context pooling of ATLOP, but learnt), for the cue a
-mean between the arguments misses or dilutes: outside them (« Piloté par Salesforce
-Ventures, ce tour de table… », « les départs s'enchaînent chez X : A, B et C »), or one
-verb among many words when the arguments are far apart. The relation head is multi-label: one independent
+the whole sentence by a learnt attention whose query is the pair's arguments (after
+ATLOP's localized context pooling), for the cue that a mean between the arguments misses
+or dilutes: outside them (« Piloté par Salesforce Ventures, ce tour de table… », « les
+départs s'enchaînent chez X : A, B et C »), or one verb among many words when the
+arguments are far apart. The relation head is multi-label: one independent
 sigmoid score per relation class, because several relations can hold between the same
 two entities (« directeur général et cofondateur de Mistral AI » is EMPLOYEE_OF and
 FOUNDED); a pair with no relation has every target at 0. Classes the schema forbids
