@@ -190,18 +190,18 @@ class JointModel(nn.Module):
     def _attended_context(self, states: torch.Tensor, token_mask: torch.Tensor, sentence: torch.Tensor, arguments: torch.Tensor) -> torch.Tensor:
         """Each pair's own weighted mean of its sentence's token states [P, H], the weights an attention from its arguments.
 
-        The scores are taken against every token of the batch and each pair keeps its own
-        sentence's row ([P, S × T] scores, not [P, T, H] gathered states: a long sentence
-        costs scores, not copies of its states). Softmax in float32.
+        One sentence at a time: its pairs' scores cover its own real tokens only, so memory
+        is pairs × tokens of one sentence, whatever else the batch holds. Softmax in float32.
         """
-        sentences, tokens, hidden = states.shape
-        flat = states.reshape(sentences * tokens, hidden)
-        rows = torch.arange(len(sentence), device=states.device)
-        scores = (self.context_query(arguments) @ flat.T).view(-1, sentences, tokens)[rows, sentence].float() / hidden**0.5
-        weights = scores.masked_fill(~token_mask[sentence], float("-inf")).softmax(-1)
-        spread = torch.zeros(len(sentence), sentences, tokens, dtype=states.dtype, device=states.device)
-        spread[rows, sentence] = weights.to(states.dtype)
-        return spread.view(len(sentence), -1) @ flat
+        hidden = states.shape[-1]
+        query = self.context_query(arguments)
+        context = torch.empty(len(sentence), hidden, dtype=states.dtype, device=states.device)
+        for s in sentence.unique().tolist():
+            pairs = (sentence == s).nonzero().squeeze(1)
+            tokens = states[s, token_mask[s]]
+            weights = (query[pairs] @ tokens.T).float().div(hidden**0.5).softmax(-1)
+            context[pairs] = weights.to(states.dtype) @ tokens
+        return context
 
     @staticmethod
     def _between(states: torch.Tensor, sentence: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:

@@ -231,7 +231,7 @@ class Predictor:
     def _relation_logits(self, states: torch.Tensor, token_mask: torch.Tensor, pairs: list[Pair]) -> torch.Tensor:
         """Relation logits [P, classes] (float32, CPU), ``PAIR_CHUNK`` pairs per head call.
 
-        The head's activations (five token states per pair) are the largest tensors of a
+        The head's activations (five token states per pair, six with the attended context) are the largest tensors of a
         long sentence; in chunks they stay the same size whatever the number of pairs.
         Each chunk is padded to a multiple of ``PAIR_BUCKET``: tensors of a few recurring
         shapes let the allocator reuse its blocks, so memory stays flat over long runs.
