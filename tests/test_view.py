@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -222,6 +223,12 @@ def tab(chromium) -> Iterator[Tab]:
     context.close()
 
 
+def shown_score(score: float) -> str:
+    """The page's ``score.toFixed(2)``: the exact binary value rounded, a tie upwards (0.125 → « 0.13 »,
+    where Python's format rounds a tie to even: « 0.12 »). Scores are written with 4 decimals, so ties are common."""
+    return str(Decimal(score).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
 def check_doc(shown: dict[str, Any], line: dict[str, Any], sentences: list[list[int]], min_score: float = 0.0, hidden: frozenset[str] = frozenset()) -> None:
     """What the page shows of one article is exactly the JSON, less what the filters hide."""
     text = line["text"]
@@ -237,7 +244,7 @@ def check_doc(shown: dict[str, Any], line: dict[str, Any], sentences: list[list[
         assert mark["sentence"][0] <= int(mark["start"]) < mark["sentence"][1]
     relations = [r for r in line["relations"] if visible(r) and visible(entities[r["head"]]) and visible(entities[r["tail"]])]
     expected_relations = Counter(
-        (r["head"], r["label"], r["tail"], f"{r['score']:.2f}", entities[r["head"]]["text"], entities[r["tail"]]["text"]) for r in relations
+        (r["head"], r["label"], r["tail"], shown_score(r["score"]), entities[r["head"]]["text"], entities[r["tail"]]["text"]) for r in relations
     )
     assert Counter((r["head"], r["label"], r["tail"], r["shown_score"], *r["args"]) for r in shown["relations"]) == expected_relations
     for relation in shown["relations"]:  # listed under the sentence of its head
