@@ -28,6 +28,7 @@ REGISTERS = {
     "authored": "test",  # short authored briefs (corpus v1): its test split stays as it was
     "articles": "test-articles",  # real-article register, tech and business
     "general": "test-general",  # general news: politics, sport, culture, regions…
+    "press": "test-press",  # press articles dense in the relation constructions real articles use (corpus v3)
 }
 
 

@@ -44,6 +44,7 @@ from .encoding import IGNORE
 PairTensors = dict[str, torch.Tensor]
 Encode = Callable[..., torch.Tensor]  # input_ids, attention_mask[, entity marks] → last hidden state
 RELATION_ENCODERS = ("shared", "markers")
+DISTANCE_BUCKETS = 9  # token gaps 0, 1, 2–3, 4–7, … 64–127, 128 and more
 PAIR_KEYS = ("pair_sentence", "pair_spans", "pair_labels", "pair_allowed", "pair_targets")
 
 
@@ -66,6 +67,10 @@ class JointConfig:
     relation_encoder: str = "shared"
     # Whether the pair also reads an attention-pooled sentence context (see the module docstring).
     context_attention: bool = False
+    # Whether the pair also reads the max over the words between its arguments (beside their mean).
+    between_max: bool = False
+    # Whether the pair also reads an embedding of its arguments' order and (log-bucketed) token distance.
+    pair_distance: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -83,7 +88,9 @@ class JointModel(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
         self.token_head = nn.Linear(hidden, len(config.bio_labels))
         self.type_embedding = nn.Embedding(len(config.entity_labels), config.label_embedding_dim)
-        pair_dim = (6 if config.context_attention else 5) * hidden + 2 * config.label_embedding_dim
+        pair_dim = (5 + config.context_attention + config.between_max) * hidden + (2 + config.pair_distance) * config.label_embedding_dim
+        if config.pair_distance:
+            self.distance_embedding = nn.Embedding(2 * DISTANCE_BUCKETS, config.label_embedding_dim)
         if config.context_attention:
             # The query is read from the two arguments' boundary states; the keys are the token states themselves (a bilinear score).
             self.context_query = nn.Linear(4 * hidden, hidden)
@@ -181,9 +188,16 @@ class JointModel(nn.Module):
         s = pair_sentence
         head_first, head_last, tail_first, tail_last = pair_spans.unbind(-1)
         arguments = [states[s, head_first], states[s, head_last], states[s, tail_first], states[s, tail_last]]
-        between = self._between(states, s, torch.minimum(head_last, tail_last) + 1, torch.maximum(head_first, tail_first))
-        context = [self._attended_context(states, token_mask, s, torch.cat(arguments, dim=-1))] if self.config.context_attention else []
-        features = torch.cat([*arguments, between, *context, self.type_embedding(pair_labels[:, 0]), self.type_embedding(pair_labels[:, 1])], dim=-1)
+        start, end = torch.minimum(head_last, tail_last) + 1, torch.maximum(head_first, tail_first)
+        between = [self._between(states, s, start, end)]
+        if self.config.between_max:
+            between.append(self._between_max(states, s, start, end))
+        if self.config.context_attention:
+            between.append(self._attended_context(states, token_mask, s, torch.cat(arguments, dim=-1)))
+        types = [self.type_embedding(pair_labels[:, 0]), self.type_embedding(pair_labels[:, 1])]
+        if self.config.pair_distance:
+            types.append(self.distance_embedding(distance_bucket(end - start) * 2 + (head_first < tail_first)))
+        features = torch.cat([*arguments, *between, *types], dim=-1)
         logits = self.relation_head(self.dropout(features))
         return logits.masked_fill(~pair_allowed, torch.finfo(logits.dtype).min / 2)
 
@@ -215,6 +229,23 @@ class JointModel(nn.Module):
         total = cumulative[sentence, end] - cumulative[sentence, start]
         return (total / (end - start).clamp(min=1).unsqueeze(-1)).to(states.dtype)
 
+    @staticmethod
+    def _between_max(states: torch.Tensor, sentence: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+        """Element-wise max of the token states [start, end) of each pair's sentence [P, H]; zeros when the arguments touch.
+
+        A max keeps one strong cue (« a quitté ») that a mean over a long stretch dilutes (SpERT
+        pools its relation context the same way). One sentence at a time, so memory is the
+        pairs × tokens of one sentence.
+        """
+        pooled = torch.zeros(len(sentence), states.shape[-1], dtype=states.dtype, device=states.device)
+        positions = torch.arange(states.shape[1], device=states.device)
+        for s in sentence.unique().tolist():
+            pairs = (sentence == s).nonzero().squeeze(1)
+            inside = (positions >= start[pairs, None]) & (positions < end[pairs, None])  # [p, T]
+            values = states[s].unsqueeze(0).masked_fill(~inside.unsqueeze(-1), torch.finfo(states.dtype).min)
+            pooled[pairs] = torch.where(inside.any(1, keepdim=True), values.amax(1), 0)
+        return pooled
+
     def forward(self, batch: dict[str, torch.Tensor], extra_pairs: Callable[[torch.Tensor], PairTensors] | None = None) -> dict[str, torch.Tensor]:
         """Training/evaluation pass over the batch's candidate pairs; returns logits and, with targets, the loss.
 
@@ -239,6 +270,12 @@ class JointModel(nn.Module):
                 loss = loss + self.config.relation_loss_weight * relation_loss(out["relation_logits"], batch["pair_targets"], batch["pair_allowed"])
             out["loss"] = loss
         return out
+
+
+def distance_bucket(gap: torch.Tensor) -> torch.Tensor:
+    """Log-scale bucket of a token gap: 0 → 0, 1 → 1, 2–3 → 2, 4–7 → 3 … capped at ``DISTANCE_BUCKETS - 1``."""
+    gap = gap.clamp(min=0)
+    return torch.where(gap == 0, 0, torch.floor(torch.log2(gap.clamp(min=1).float())).long() + 1).clamp(max=DISTANCE_BUCKETS - 1)
 
 
 def entity_marks(window_tokens: torch.Tensor, sentence_shape: torch.Size, pair_sentence: torch.Tensor, pair_spans: torch.Tensor, pair_labels: torch.Tensor) -> torch.Tensor:

@@ -15,8 +15,8 @@ from veille.annotation.sentences import split_sentences
 from veille.annotation.stats import corpus_stats
 from veille.cli import app
 
-SPLITS = ("train", "dev", "test", "test-articles", "test-general", "seed")
-REGISTERS = {"auth": "test", "art": "test-articles", "gen": "test-general"}  # document id prefix → its test split
+SPLITS = ("train", "dev", "test", "test-articles", "test-general", "test-press", "seed")
+REGISTERS = {"auth": "test", "art": "test-articles", "gen": "test-general", "prs": "test-press"}  # document id prefix → its test split
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +75,19 @@ def test_corpus_v2_registers(authored):
     assert without_entities >= 0.1 * (sentences["art"] + sentences["gen"])  # real articles have sentences with no entity
 
 
-def test_real_article_register_puts_arguments_far_apart(authored):
+def test_corpus_v3_press_register(authored):
+    """Corpus v3: press articles dense in relations, several labels on one pair among them."""
+    press = [e for e in authored if register(e) == "prs"]
+    assert len(press) >= 600 and len({e.doc for e in press}) >= 36
+    assert sum(len(e.relations) for e in press) >= 1.5 * len(press)
+    pairs = Counter((e.id, r.head, r.tail) for e in press for r in e.relations)
+    assert sum(1 for n in pairs.values() if n > 1) >= 35
+
+
+@pytest.mark.parametrize("prefix", ["art", "prs"])
+def test_real_article_registers_put_arguments_far_apart(authored, prefix):
     """About a fifth of real-article relations have arguments more than 60 characters apart."""
-    far, total = far_relation_share(e for e in authored if register(e) == "art")
+    far, total = far_relation_share(e for e in authored if register(e) == prefix)
     assert far / total >= 0.15
 
 

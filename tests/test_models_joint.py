@@ -1,4 +1,4 @@
-"""The joint model's own arithmetic: the between-arguments feature, the attended context, the multi-label loss, the window check."""
+"""The joint model's own arithmetic: the between-arguments features, the distance buckets, the attended context, the multi-label loss, the window check."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from transformers import AutoConfig
 
 from veille.annotation.schema import load_schema
 from veille.models.encoding import bio_labels
-from veille.models.joint import JointConfig, JointModel, position_limit, relation_loss
+from veille.models.joint import JointConfig, JointModel, distance_bucket, position_limit, relation_loss
 
 SCHEMA = load_schema()
 
@@ -25,6 +25,41 @@ def test_between_feature_keeps_its_precision_in_bfloat16():
     exact = states[0, 250:262].double().mean(0)
     between = JointModel._between(states, torch.tensor([0]), start, end)[0].double()
     assert between.dtype == torch.float64 and ((between - exact).abs() / exact.abs()).max() < 0.01
+
+
+def test_between_max_is_each_pairs_max_over_the_tokens_between_its_arguments_only():
+    """Checked against a plain per-pair loop; touching arguments get zeros, and other sentences or tokens outside [start, end) never count."""
+    states = torch.randn(2, 9, 5)
+    sentence = torch.tensor([0, 1, 0, 1])
+    start, end = torch.tensor([2, 0, 4, 6]), torch.tensor([5, 9, 4, 7])
+    got = JointModel._between_max(states, sentence, start, end)
+    for pair, s in enumerate(sentence.tolist()):
+        expected = states[s, start[pair] : end[pair]].amax(0) if end[pair] > start[pair] else torch.zeros(5)
+        torch.testing.assert_close(got[pair], expected)
+    outside = states.clone()
+    outside[0, [0, 1, 5, 6, 7, 8]] = 1e4
+    torch.testing.assert_close(JointModel._between_max(outside, sentence, start, end)[[0, 2]], got[[0, 2]])
+
+
+def test_distance_buckets_are_log_scale_and_capped():
+    gaps = torch.tensor([-3, 0, 1, 2, 3, 4, 7, 8, 63, 64, 127, 128, 10_000])
+    assert distance_bucket(gaps).tolist() == [0, 0, 1, 2, 2, 3, 3, 4, 6, 7, 7, 8, 8]
+
+
+def test_pair_features_reach_the_relation_head_and_the_order_of_the_arguments_counts(tiny_base_model):
+    """With ``pair_distance`` the same two arguments score differently in the two directions even when their states are equal; without it they cannot."""
+    encoder_config = AutoConfig.from_pretrained(tiny_base_model)
+    states = torch.randn(1, 8, encoder_config.hidden_size)
+    states[0, 5] = states[0, 1]  # both arguments one token long, with the same state
+    spans = torch.tensor([[1, 1, 5, 5], [5, 5, 1, 1]])
+    labels = torch.zeros(2, 2, dtype=torch.long)
+    allowed = torch.ones(2, len(SCHEMA.relation_labels), dtype=torch.bool)
+    for pair_distance in (True, False):
+        torch.manual_seed(0)
+        config = JointConfig(bio_labels(SCHEMA), SCHEMA.entity_labels, SCHEMA.relation_labels, max_length=64, between_max=True, pair_distance=pair_distance)
+        model = JointModel.from_encoder_config(encoder_config, config).eval()
+        logits = model.relation_logits(states, torch.ones(1, 8, dtype=torch.bool), torch.tensor([0, 0]), spans, labels, allowed)
+        assert torch.allclose(logits[0], logits[1]) is not pair_distance
 
 
 def test_attended_context_is_each_pairs_softmax_over_its_own_sentence_tokens_only(tiny_base_model):

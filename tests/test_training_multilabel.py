@@ -40,8 +40,10 @@ def gold_line(index: int, text: str, person: str, organisation: str, labels: lis
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("relation_encoder", "context_attention"), [("shared", False), ("markers", False), ("shared", True)])
-def test_a_pair_with_two_gold_labels_is_learnt_and_predicted_with_both(tmp_path, tiny_camembert, relation_encoder, context_attention):
+@pytest.mark.parametrize(
+    "options", [{}, {"relation_encoder": "markers"}, {"context_attention": True}, {"between_max": True, "pair_distance": True}], ids=["shared", "markers", "context", "max+distance"]
+)
+def test_a_pair_with_two_gold_labels_is_learnt_and_predicted_with_both(tmp_path, tiny_camembert, options):
     data = tmp_path / "multi.jsonl"
     data.write_text("\n".join(gold_line(i, *sentence) for i, sentence in enumerate(SENTENCES)) + "\n", encoding="utf-8")
     gold = read_corpus(data)  # `corpus validate` accepts two labels on one pair
@@ -49,12 +51,11 @@ def test_a_pair_with_two_gold_labels_is_learnt_and_predicted_with_both(tmp_path,
     base = tiny_camembert(tmp_path / "base", [text for text, *_ in SENTENCES] * 8, vocab_size=200)
     config = TrainConfig(
         base_model=str(base), train_files=[str(data)], dev_files=[str(data)], output=str(tmp_path / "model"), epochs=40, batch_size=4,
-        lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0, dropout=0.0, max_length=64, stride=16, device="cpu", patience=40, relation_encoder=relation_encoder,
-        context_attention=context_attention,
+        lr_encoder=3e-3, lr_heads=1e-2, warmup_ratio=0.0, dropout=0.0, max_length=64, stride=16, device="cpu", patience=40, **options,
     )
     train(config, progress=False)
     predictor = Predictor.load(tmp_path / "model", device="cpu")
-    assert predictor.model.config.context_attention is context_attention  # saved and loaded with the model
+    assert {key: getattr(predictor.model.config, key) for key in options} == options  # saved and loaded with the model
     for example, (text, person, organisation, labels) in zip(predictor.predict([text for text, *_ in SENTENCES]), SENTENCES):
         assert [(example.mention(e), e.label) for e in example.entities] == [(person, "PER"), (organisation, "ORG")], text
         assert sorted(r.label for r in example.relations) == labels, text

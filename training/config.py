@@ -58,6 +58,10 @@ class TrainConfig:
     # Whether a candidate pair also reads a sentence context pooled by an attention from its
     # arguments (models/joint.py), beside the mean of the words between them.
     context_attention: bool = False
+    # Whether a pair also reads the max over the words between its arguments, and an
+    # embedding of their order and token distance (models/joint.py).
+    between_max: bool = False
+    pair_distance: bool = False
     seed: int = 13
     device: str = "auto"  # auto | cpu | cuda
     mixed_precision: str = "auto"  # auto (bf16 on GPUs that have it, else fp16; none on CPU) | no | bf16 | fp16

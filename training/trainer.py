@@ -93,7 +93,16 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         accelerator.print(_unaligned_warning(unaligned, config.base_model))
 
     joint = JointConfig(
-        bio_labels(schema), schema.entity_labels, schema.relation_labels, config.max_length, config.stride, dropout=config.dropout, relation_encoder=config.relation_encoder, context_attention=config.context_attention
+        bio_labels(schema),
+        schema.entity_labels,
+        schema.relation_labels,
+        config.max_length,
+        config.stride,
+        dropout=config.dropout,
+        relation_encoder=config.relation_encoder,
+        context_attention=config.context_attention,
+        between_max=config.between_max,
+        pair_distance=config.pair_distance,
     )
     try:
         model = JointModel.from_pretrained_encoder(base_path, joint)
