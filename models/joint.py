@@ -44,6 +44,7 @@ from .encoding import IGNORE
 PairTensors = dict[str, torch.Tensor]
 Encode = Callable[..., torch.Tensor]  # input_ids, attention_mask[, entity marks] → last hidden state
 RELATION_ENCODERS = ("shared", "markers")
+MAX_POOLED_ROWS = 65_536  # token states gathered at once by the between-max (pairs × widest gap): ~100 MB at H = 384
 DISTANCE_BUCKETS = 9  # token gaps 0, 1, 2–3, 4–7, … 64–127, 128 and more
 PAIR_KEYS = ("pair_sentence", "pair_spans", "pair_labels", "pair_allowed", "pair_targets")
 
@@ -234,16 +235,22 @@ class JointModel(nn.Module):
         """Element-wise max of the token states [start, end) of each pair's sentence [P, H]; zeros when the arguments touch.
 
         A max keeps one strong cue (« a quitté ») that a mean over a long stretch dilutes (SpERT
-        pools its relation context the same way). One sentence at a time, so memory is the
-        pairs × tokens of one sentence.
+        pools its relation context the same way). Only the tokens between each pair's arguments
+        are gathered (at most the widest gap, which the pair caps bound), a chunk of pairs at a
+        time: memory stays bounded however long the sentence is.
         """
         pooled = torch.zeros(len(sentence), states.shape[-1], dtype=states.dtype, device=states.device)
-        positions = torch.arange(states.shape[1], device=states.device)
-        for s in sentence.unique().tolist():
-            pairs = (sentence == s).nonzero().squeeze(1)
-            inside = (positions >= start[pairs, None]) & (positions < end[pairs, None])  # [p, T]
-            values = states[s].unsqueeze(0).masked_fill(~inside.unsqueeze(-1), torch.finfo(states.dtype).min)
-            pooled[pairs] = torch.where(inside.any(1, keepdim=True), values.amax(1), 0)
+        width = int((end - start).max()) if len(sentence) else 0
+        if width <= 0:
+            return pooled
+        offsets = torch.arange(width, device=states.device)
+        step = max(1, MAX_POOLED_ROWS // width)
+        for i in range(0, len(sentence), step):
+            positions = start[i : i + step, None] + offsets  # [p, width]
+            inside = positions < end[i : i + step, None]
+            values = states[sentence[i : i + step, None], positions.clamp(max=states.shape[1] - 1)]  # [p, width, H]
+            values = values.masked_fill(~inside.unsqueeze(-1), torch.finfo(states.dtype).min)
+            pooled[i : i + step] = torch.where(inside.any(1, keepdim=True), values.amax(1), 0)
         return pooled
 
     def forward(self, batch: dict[str, torch.Tensor], extra_pairs: Callable[[torch.Tensor], PairTensors] | None = None) -> dict[str, torch.Tensor]:

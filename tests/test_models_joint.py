@@ -8,6 +8,7 @@ from transformers import AutoConfig
 
 from veille.annotation.schema import load_schema
 from veille.models.encoding import bio_labels
+from veille.models import joint
 from veille.models.joint import JointConfig, JointModel, distance_bucket, position_limit, relation_loss
 
 SCHEMA = load_schema()
@@ -27,8 +28,10 @@ def test_between_feature_keeps_its_precision_in_bfloat16():
     assert between.dtype == torch.float64 and ((between - exact).abs() / exact.abs()).max() < 0.01
 
 
-def test_between_max_is_each_pairs_max_over_the_tokens_between_its_arguments_only():
-    """Checked against a plain per-pair loop; touching arguments get zeros, and other sentences or tokens outside [start, end) never count."""
+@pytest.mark.parametrize("rows", [65_536, 8], ids=["one-chunk", "a-pair-per-chunk"])
+def test_between_max_is_each_pairs_max_over_the_tokens_between_its_arguments_only(monkeypatch, rows):
+    """Checked against a plain per-pair loop, in one chunk of pairs or many; touching arguments get zeros, and other sentences or tokens outside [start, end) never count."""
+    monkeypatch.setattr(joint, "MAX_POOLED_ROWS", rows)
     states = torch.randn(2, 9, 5)
     sentence = torch.tensor([0, 1, 0, 1])
     start, end = torch.tensor([2, 0, 4, 6]), torch.tensor([5, 9, 4, 7])
