@@ -129,6 +129,55 @@ def from_handle(handle: BinaryIO, source: str, article_id: str) -> Iterator[Arti
         yield _text_article(handle.read(), article_id, source)
 
 
+@dataclass(frozen=True)
+class LineRange:
+    """A run of whole lines of a JSONL file: the number of its first line, and its bytes ``[start, end)``."""
+
+    first_line: int
+    start: int
+    end: int
+
+
+def jsonl_line_ranges(path: Path, lines: int) -> list[LineRange]:
+    """``path`` cut into runs of ``lines`` lines, so that several workers can read one large JSONL file.
+
+    One pass over the file (the page cache then holds it for the workers); memory is one
+    range per ``lines`` lines. Blank and bad lines count, so each range's line numbers are
+    the file's own, as every message gives them.
+    """
+    ranges: list[LineRange] = []
+    first, start, position, count = 1, 0, 0, 0
+    with path.open("rb") as handle:
+        for line in handle:
+            position += len(line)
+            count += 1
+            if count == lines:
+                ranges.append(LineRange(first, start, position))
+                first, start, count = first + count, position, 0
+    if count or not ranges:
+        ranges.append(LineRange(first, start, position))
+    return ranges
+
+
+def from_line_range(path: Path, source: str, part: LineRange) -> Iterator[Article | Problem]:
+    """The articles of one :class:`LineRange` of a JSONL file, numbered as lines of the whole file."""
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        yield Problem(source, 0, "<file>", f"cannot read: {exc.strerror}")
+        return
+    with handle:
+        handle.seek(part.start)
+        yield from _read_jsonl(_lines_until(handle, part.end - part.start), source, first_line=part.first_line, whole_file=False)
+
+
+def _lines_until(handle: BinaryIO, size: int) -> Iterator[bytes]:
+    """The lines of ``handle`` that start within its next ``size`` bytes."""
+    while size > 0 and (line := handle.readline()):
+        size -= len(line)
+        yield line
+
+
 def _read_stream(stream: BinaryIO, source: str) -> Iterator[Article | Problem]:
     """Standard input is JSONL when its first non-blank byte opens an object, else one article."""
     head = stream.read(1)
@@ -155,9 +204,10 @@ def _text_article(data: bytes, article_id: str, source: str) -> Article | Proble
     return Article(article_id, text, source)
 
 
-def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Problem]:
+def _read_jsonl(lines: Iterable[bytes], source: str, first_line: int = 1, whole_file: bool = True) -> Iterator[Article | Problem]:
+    """Articles and problems of JSONL lines numbered from ``first_line``; a whole file without an article is a problem too."""
     empty = True
-    for line_no, raw in enumerate(lines, start=1):
+    for line_no, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue
         empty = False
@@ -167,7 +217,7 @@ def _read_jsonl(lines: Iterable[bytes], source: str) -> Iterator[Article | Probl
             yield Problem(source, line_no, exc.field, exc.message)
             continue
         yield _object_article(obj, source, line_no)
-    if empty:
+    if empty and whole_file:
         yield Problem(source, 0, "<file>", "empty file: no articles")
 
 

@@ -426,7 +426,7 @@ def ray_engine(
     model: Annotated[Optional[Path], typer.Option("--model", "-m", help="Model directory (default: random weights of e5-small's shape, 12 × 384).")] = None,
     articles: Annotated[int, typer.Option(help="Articles to predict.")] = 200,
     per_article: Annotated[int, typer.Option(help="Corpus sentences per article.")] = 3,
-    shard_articles: Annotated[int, typer.Option(help="Articles per input file and --shard-articles of the Ray runs: several shards per worker.")] = 25,
+    shard_articles: Annotated[int, typer.Option(help="--shard-articles of the Ray runs (lines per task of the one input file): several tasks per worker.")] = 25,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds of the three runs, alternated; the best of each is kept (the machine is shared).")] = 2,
     target: Annotated[int, typer.Option(help="Articles of the written estimate.")] = 10_000_000,
     sentences_per_target_article: Annotated[int, typer.Option(help="Sentences per article in the estimate (news articles: 20-40).")] = 25,
@@ -455,12 +455,9 @@ def ray_engine(
     texts = corpus_sentences(articles * per_article)
     with tempfile.TemporaryDirectory() as tmp:
         model = model or build_base_sized_model(Path(tmp) / "e5-small-sized", hidden=384)
-        source = Path(tmp) / "articles"  # a dump in parts, a shard each: Ray reads a file in one task, and an actor takes a task's articles whole
-        source.mkdir()
+        source = Path(tmp) / "articles.jsonl"  # one dump: the Ray engine's driver cuts it into tasks of --shard-articles lines
         bodies = [" ".join(texts[i * per_article : (i + 1) * per_article]) for i in range(articles)]
-        for start in range(0, articles, shard_articles):
-            lines = (json.dumps({"id": f"a{i}", "text": bodies[i]}, ensure_ascii=False) + "\n" for i in range(start, min(start + shard_articles, articles)))
-            (source / f"part-{start // shard_articles:04d}.jsonl").write_text("".join(lines), encoding="utf-8")
+        source.write_text("".join(json.dumps({"id": f"a{i}", "text": body}, ensure_ascii=False) + "\n" for i, body in enumerate(bodies)), encoding="utf-8")
 
         def run(output: Path, *options: str) -> float:
             started = time.perf_counter()

@@ -116,7 +116,7 @@ def predict(
     show: Annotated[int, typer.Option("--show", min=0, help="At the end, print the best-scored relation of up to this many relation labels.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     engine: EngineOption = Engine.local,
-    workers: WorkersOption = 1,
+    workers: WorkersOption = None,
     cpus_per_worker: CpusOption = 1.0,
     gpus_per_worker: GpusOption = 0.0,
     shard_articles: ShardOption = RaySettings.shard_articles,
@@ -131,15 +131,18 @@ def predict(
         raise fail(str(exc)) from None
     inputs, missing = existing_inputs(inputs, "predict")
     options = PredictOptions(batch_size, relation_threshold, min_entity_score, chunk_sentences)
-    if engine == "ray":  # each actor loads the model: here, only what stops a bad one before any actor starts (exit 2)
-        from veille.models.predictor import Predictor
+    if engine == "ray":  # each actor loads the model: the driver only checks it (exit 2), while Ray and the actors start
 
-        with model_errors(model):
-            Predictor.check(model, runtime)
+        def check_model() -> None:
+            from veille.models.predictor import Predictor
+
+            with model_errors(model):
+                Predictor.check(model, runtime)
+
         summary = RunSummary(show, skipped=len(missing))
         settings = RaySettings(workers, cpus_per_worker, gpus_per_worker, shard_articles, address)
         spec = ModelSpec(str(model.resolve()), device, dtype, runtime)
-        return summary.close(predict_on_ray(inputs, spec, output, formats, options, settings, summary, quiet))
+        return summary.close(predict_on_ray(inputs, spec, output, formats, options, settings, summary, quiet, check_model))
     predictor = load_predictor(model, device, dtype, runtime, threads)
     summary = RunSummary(show, skipped=len(missing))
     try:

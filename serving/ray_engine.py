@@ -5,9 +5,11 @@ is the scheduler ML teams already run for that, so veille plugs into it rather t
 growing its own. The stages:
 
 1. The driver lists the input files (local paths with the local engine's ids and
-   messages; ``s3://``, ``gs://``, ``file://``… URIs through ``pyarrow.fs``).
+   messages; ``s3://``, ``gs://``, ``file://``… URIs through ``pyarrow.fs``) and cuts
+   each local JSONL file into runs of ``--shard-articles`` lines: one large dump keeps
+   every actor busy.
 2. An actor pool (``map_batches`` with a callable class: one model load per actor) takes
-   the files one by one; an actor reads its file with the local engine's reader
+   the files (or runs of lines) one by one; an actor reads its task with the local engine's reader
    (:func:`veille.annotation.articles.from_handle`: articles, and error rows ``(file,
    line, field, message)``) and runs :func:`veille.serving.pipeline.predict_articles`
    over each ``--shard-articles`` of them, the very code of the local engine (sentence
@@ -32,15 +34,27 @@ import shutil
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
 from enum import Enum
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from veille.annotation.articles import INPUT_SUFFIXES, Article, from_handle, from_path, input_files, is_uri
+from veille.annotation.articles import (
+    INPUT_SUFFIXES,
+    JSONL_SUFFIXES,
+    Article,
+    LineRange,
+    from_handle,
+    from_line_range,
+    from_path,
+    input_files,
+    is_uri,
+    jsonl_line_ranges,
+)
 from veille.annotation.atomic import atomic_write_text, sigterm_as_ctrl_c
 from veille.annotation.console import fail, progress_interval, warning
 from veille.annotation.validate import Problem
@@ -56,6 +70,7 @@ if TYPE_CHECKING:
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'veille[ray]' (or pip install 'ray[data]')"
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_ARTICLES = 1000
+WHOLE_FILE = LineRange(1, 0, -1)  # a task that reads its file from start to end
 
 
 class Engine(str, Enum):
@@ -66,7 +81,10 @@ class Engine(str, Enum):
 
 
 EngineOption = Annotated[Engine, typer.Option("--engine", help="local (this process) or ray (Ray Data actors: this machine's cores, or a cluster).")]
-WorkersOption = Annotated[int, typer.Option("--workers", min=1, help="ray: model actors (one model load each).")]
+WorkersOption = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=1, help="ray: model actors, one model load each (default: as many as the cluster's CPUs, or GPUs, hold for the per-worker resources; at most one per task)."),
+]
 CpusOption = Annotated[float, typer.Option("--cpus-per-worker", min=0.0, help="ray: CPUs each actor reserves (its torch threads).")]
 GpusOption = Annotated[float, typer.Option("--gpus-per-worker", min=0.0, help="ray: GPUs each actor reserves (1: one GPU per actor; 0.5: two actors share one).")]
 ShardOption = Annotated[int, typer.Option("--shard-articles", min=1, help="ray: articles per actor call and per output shard.")]
@@ -79,7 +97,7 @@ AddressOption = Annotated[
 class RaySettings:
     """The ``--engine ray`` options that the local engine has no use for."""
 
-    workers: int = 1
+    workers: int | None = None  # None: as many as fit (see auto_workers)
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0
     shard_articles: int = DEFAULT_SHARD_ARTICLES
@@ -98,12 +116,18 @@ class ModelSpec:
 
 def predict_on_ray(
     inputs: list[str], spec: ModelSpec, output: Path | None, formats: list[str], options: PredictOptions,
-    settings: RaySettings, summary: RunSummary, quiet: bool,
+    settings: RaySettings, summary: RunSummary, quiet: bool, check_model: Callable[[], None],
 ) -> str:
     """Run the job on Ray, add its counts and errors to ``summary``; return where the output went.
 
     Exits like the local engine: 2 before any work (no Ray, no ``-o``, stdin), 130 when
     interrupted (nothing committed).
+
+    ``check_model`` (the driver's check of the model directory, exit 2 when it refuses)
+    runs in a thread while Ray starts and its actors load the model: seconds of reading
+    that the job no longer waits for before its first actor starts. A model it refuses
+    stops the job before the pipeline is built when the check ends first (the usual case:
+    Ray takes longer to start), else at the first result, before anything is committed.
     """
     try:
         import ray
@@ -116,22 +140,41 @@ def predict_on_ray(
     target = output_target(output)
     if not is_uri(target) and Path(target).exists() and not (Path(target) / MANIFEST).is_file() and (Path(target).is_file() or any(Path(target).iterdir())):
         raise fail(f"{output} exists and is not the output of an earlier --engine ray run (no {MANIFEST}): choose a new folder")
-    files, problems = list_inputs(inputs)
+    files, problems = list_inputs(inputs, settings.shard_articles)
     for problem in problems:
         warning(str(problem), tag="skipped")
     summary.skipped += len(problems)
-    started_ray = connect(ray, settings.address)
-    staging = Staging(target, uuid.uuid4().hex[:8])
+    with ThreadPoolExecutor(1, thread_name_prefix="veille-check") as pool:
+        checked = pool.submit(check_model)
+        started_ray = connect(ray, settings.address)
+        try:
+            if checked.done():
+                checked.result()
+            staging = Staging(target, uuid.uuid4().hex[:8])
+            settings = replace(settings, workers=settings.workers or auto_workers(ray.cluster_resources(), settings, len(files)))
+            return _run_and_commit(ray, files, spec, staging, formats, options, settings, summary, problems, quiet, checked)
+        finally:
+            if started_ray:
+                ray.shutdown()
+
+
+def _run_and_commit(
+    ray: Any, files: list[dict[str, Any]], spec: ModelSpec, staging: Staging, formats: list[str], options: PredictOptions,
+    settings: RaySettings, summary: RunSummary, problems: list[Problem], quiet: bool, checked: Future,
+) -> str:
+    """Run the pipeline and commit its shards; on any failure or interruption, leave no output."""
     try:
         with sigterm_as_ctrl_c():
-            shards = _run(ray, files, spec, staging, formats, options, settings, summary, problems, quiet)
+            shards = _run(ray, files, spec, staging, formats, options, settings, summary, problems, quiet, checked)
+            checked.result()  # no input rows: the check still decides
             staging.commit(shards, _manifest(spec, formats, settings, summary, shards, problems))
     except KeyboardInterrupt:
         staging.abort()
-        warning(f"no output written ({target} left as it was); exit code 130", tag="interrupted")
+        warning(f"no output written ({staging.target} left as it was); exit code 130", tag="interrupted")
         raise typer.Exit(130) from None
     except ray.exceptions.ActorDiedError as exc:
         staging.abort()
+        checked.result()  # a model the driver's check refuses: its message, not the actor's
         cause = getattr(exc.args[0], "cause", None) if exc.args else None  # Ray wraps the constructor's error in a RayTaskError
         if exc.actor_init_failed and isinstance(cause, (OSError, ValueError)):  # what the driver's check reads no values for
             raise fail(f"cannot load model {spec.path}: {cause}") from None
@@ -139,10 +182,19 @@ def predict_on_ray(
     except BaseException:
         staging.abort()
         raise
-    finally:
-        if started_ray:
-            ray.shutdown()
-    return f"{target} ({len(shards)} shard(s), {MANIFEST})"
+    return f"{staging.target} ({len(shards)} shard(s), {MANIFEST})"
+
+
+def auto_workers(resources: dict[str, float], settings: RaySettings, tasks: int) -> int:
+    """The default ``--workers``: as many actors as the cluster's CPUs and GPUs hold at the per-worker resources, one per task at most.
+
+    Measured on 2 cores (README): two 1-CPU actors beat one 2-CPU actor by 14 %, since
+    torch's second thread buys little at these sizes; more actors than tasks would only
+    load models that wait. Each actor holds its own model (0.5 to 1 GB for e5-small or a
+    base encoder in float32): give ``--workers`` where memory is short of that.
+    """
+    fits = [int(resources.get(kind, 0) // need) for kind, need in (("CPU", settings.cpus_per_worker), ("GPU", settings.gpus_per_worker)) if need > 0]
+    return max(1, min([*fits, tasks]))
 
 
 def output_target(output: Path) -> str:
@@ -189,22 +241,40 @@ def start_local_ray(ray: Any, cpus: int) -> None:
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False, _system_config={"worker_niceness": 0})
 
 
-def list_inputs(inputs: list[str]) -> tuple[list[dict[str, str]], list[Problem]]:
-    """Every input file as a row ``{source, id, path}`` (as typed, the id of a ``.txt`` article, where workers open it), and the problems found.
+def list_inputs(inputs: list[str], lines_per_part: int) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The actors' tasks, and the problems found: a row ``{source, id, path, first_line, start, end}`` per input file or part of one.
 
-    Local paths go through the local engine's listing (same ids, same messages); URIs are
-    listed with ``pyarrow.fs`` (a folder: every file with an input suffix, recursive).
+    ``source`` is the file as typed, ``id`` the id of a ``.txt`` article, ``path`` where
+    workers open it. Local paths go through the local engine's listing (same ids, same
+    messages); URIs are listed with ``pyarrow.fs`` (a folder: every file with an input
+    suffix, recursive). A local JSONL file longer than ``lines_per_part`` lines becomes
+    one task per run of that many lines (``first_line`` and the bytes ``[start, end)``), so
+    that one large dump keeps every actor busy; other files are read whole (``end`` -1).
     """
-    rows: list[dict[str, str]] = []
+    rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
     for item in inputs:
         found = _list_uri(item) if is_uri(item) else input_files([item])
         for entry in found:
             if isinstance(entry, Problem):
                 problems.append(entry)
-            else:
-                rows.append({"source": str(entry[0]), "id": entry[1], "path": str(entry[0]) if is_uri(item) else str(Path(entry[0]).resolve())})
+                continue
+            source, article_id = str(entry[0]), entry[1]
+            path = source if is_uri(item) else str(Path(source).resolve())
+            parts = [WHOLE_FILE] if is_uri(item) else _parts(Path(path), lines_per_part)
+            rows += [{"source": source, "id": article_id, "path": path, **asdict(part)} for part in parts]
     return rows, problems
+
+
+def _parts(path: Path, lines: int) -> list[LineRange]:
+    """A local file's tasks: runs of ``lines`` lines of a longer JSONL file, else the whole file."""
+    if path.suffix.lower() not in JSONL_SUFFIXES:
+        return [WHOLE_FILE]
+    try:
+        ranges = jsonl_line_ranges(path, lines)
+    except OSError:  # unreadable: the actor reports it, as the local engine does
+        return [WHOLE_FILE]
+    return ranges if len(ranges) > 1 else [WHOLE_FILE]
 
 
 def _list_uri(uri: str) -> Iterator[tuple[str, str] | Problem]:
@@ -236,8 +306,11 @@ def filesystem(target: str) -> tuple[FileSystem, str]:
     return LocalFileSystem(), str(Path(target).resolve())
 
 
-def read_file(source: str, article_id: str, path: str) -> Iterator[Article | Problem]:
-    """One input file's articles and problems, lazily: the local engine's reader, on any filesystem (a row of :func:`list_inputs`)."""
+def read_file(source: str, article_id: str, path: str, part: LineRange) -> Iterator[Article | Problem]:
+    """One task's articles and problems, lazily (a row of :func:`list_inputs`): the local engine's reader, on any filesystem."""
+    if part.end >= 0:
+        yield from from_line_range(Path(path), source, part)
+        return
     if not is_uri(path):
         yield from from_path(Path(path), article_id, source)
         return
@@ -279,8 +352,9 @@ class ShardPredictor:
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, list]]:
         """A result row per shard of the batch's files, as each is written (progress per shard, not per file)."""
-        for source, article_id, path in zip(batch["source"], batch["id"], batch["path"]):
-            for chunk in chunks(read_file(str(source), str(article_id), str(path)), self.shard_articles):
+        for source, article_id, path, first_line, start, end in zip(*(batch[key] for key in ("source", "id", "path", "first_line", "start", "end"))):
+            part = LineRange(int(first_line), int(start), int(end))
+            for chunk in chunks(read_file(str(source), str(article_id), str(path), part), self.shard_articles):
                 yield {key: [value] for key, value in self._shard(chunk).items()}
 
     def _shard(self, items: list[Article | Problem]) -> dict[str, Any]:
@@ -382,10 +456,13 @@ class Staging:
 
 
 def _run(
-    ray: Any, files: list[dict[str, str]], spec: ModelSpec, staging: Staging, formats: list[str], options: PredictOptions,
-    settings: RaySettings, summary: RunSummary, problems: list[Problem], quiet: bool,
+    ray: Any, files: list[dict[str, Any]], spec: ModelSpec, staging: Staging, formats: list[str], options: PredictOptions,
+    settings: RaySettings, summary: RunSummary, problems: list[Problem], quiet: bool, checked: Future,
 ) -> list[dict[str, Any]]:
-    """Build the Ray Data pipeline, stream its result rows (one per shard) and fold them into ``summary`` and ``problems``."""
+    """Build the Ray Data pipeline, stream its result rows (one per shard) and fold them into ``summary`` and ``problems``.
+
+    Each row first waits for the driver's model check (``checked``; done long before, in practice).
+    """
     from tqdm import tqdm
 
     context = ray.data.DataContext.get_current()
@@ -403,6 +480,7 @@ def _run(
     )  # Ray Data's actor defaults restart a dead actor and retry its file (the shard names are new, the failed attempt's files are dropped)
     with tqdm(desc="predict (ray)", unit=" articles", file=sys.stderr, disable=quiet, dynamic_ncols=True, mininterval=progress_interval()) as bar:
         for row in dataset.iter_rows():
+            checked.result()
             for problem in (Problem(**fields) for fields in json.loads(row["problems"])):
                 bar.write(f"skipped {problem}", file=sys.stderr)
                 problems.append(problem)

@@ -267,8 +267,8 @@ def assert_same_outputs(ours: list[Example], theirs: list[Example]) -> None:
 # --- Damaged model directories ---
 
 
-def copy_with_weight(model_dir: Path, out: Path, tensor: str, value: float) -> Path:
-    """A copy of ``model_dir`` whose tensor ``tensor`` starts with ``value`` (NaN, inf): same size, same save version, so only a read of the values finds it."""
+def copy_with_weight(model_dir: Path, out: Path, tensor: str, value: float, index: int = 0) -> Path:
+    """A copy of ``model_dir`` whose tensor ``tensor`` holds ``value`` (NaN, inf) at flat ``index``: same size, same save version, so only a read of the values finds it."""
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
@@ -276,6 +276,6 @@ def copy_with_weight(model_dir: Path, out: Path, tensor: str, value: float) -> P
     with safe_open(str(out / "model.safetensors"), framework="pt") as handle:
         metadata = handle.metadata()
     weights = load_file(str(out / "model.safetensors"))
-    weights[tensor].view(-1)[0] = value
+    weights[tensor].view(-1)[index] = value
     save_file(weights, str(out / "model.safetensors"), metadata=metadata)
     return out

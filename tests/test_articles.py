@@ -114,3 +114,22 @@ def test_parquet_rows_are_articles_and_bad_rows_or_files_are_problems(tmp_path):
         f"{tmp_path / 'in.parquet'}:2: text: missing, empty or not a string",
         f"{tmp_path / 'nocol.parquet'}: <file>: no id and text column (a Parquet input needs id and text)",
     ]
+
+
+def test_line_ranges_of_a_jsonl_file_read_together_what_the_whole_file_reads(tmp_path):
+    """Cut into runs of 3 lines (blank, bad and CRLF lines included, no final newline): same articles and problems, same line numbers."""
+    from veille.annotation.articles import from_line_range, jsonl_line_ranges
+
+    lines = [json.dumps({"id": f"a{i}", "text": f"Meta recrute {i} ingénieurs."}, ensure_ascii=False) for i in range(8)]
+    lines[2], lines[4], lines[6] = "", "{not json", json.dumps({"id": "x", "text": " "}) + "\r"
+    path = tmp_path / "dump.jsonl"
+    path.write_bytes("\n".join(lines).encode("utf-8"))
+    ranges = jsonl_line_ranges(path, 3)
+    assert [(r.first_line, r.start) for r in ranges] == [(1, 0), (4, ranges[0].end), (7, ranges[1].end)] and ranges[-1].end == path.stat().st_size
+    whole = list(read_articles([path]))
+    parts = [item for part in ranges for item in from_line_range(path, str(path), part)]
+    assert parts == whole and len(articles(whole)) == 5
+    assert problems(parts) == [f"{path}:5: <line>: invalid JSON: Expecting property name enclosed in double quotes (column 2)", f"{path}:7: text: missing, empty or not a string"]
+    assert len(jsonl_line_ranges(path, 100)) == 1
+    (tmp_path / "empty.jsonl").write_bytes(b"")
+    assert [(r.first_line, r.start, r.end) for r in jsonl_line_ranges(tmp_path / "empty.jsonl", 3)] == [(1, 0, 0)]

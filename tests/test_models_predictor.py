@@ -85,9 +85,12 @@ def test_corrupt_weights_are_refused(tmp_path, tiny_trained_model):
         load_model(broken)
 
 
-@pytest.mark.parametrize(("tensor", "value"), [("relation_head.3.weight", float("nan")), ("token_head.bias", float("inf"))])
-def test_non_finite_weights_of_the_right_size_are_refused(tmp_path, tiny_trained_model, tensor, value):
-    broken = copy_with_weight(tiny_trained_model, tmp_path / "model", tensor, value)
+@pytest.mark.parametrize(
+    ("tensor", "value", "index"),
+    [("relation_head.3.weight", float("nan"), 0), ("token_head.bias", float("inf"), 0), ("token_head.weight", float("-inf"), -1), ("relation_head.0.weight", float("nan"), 7)],
+)
+def test_non_finite_weights_of_the_right_size_are_refused(tmp_path, tiny_trained_model, tensor, value, index):
+    broken = copy_with_weight(tiny_trained_model, tmp_path / "model", tensor, value, index)
     with pytest.raises(CheckpointError, match=rf"model.safetensors is corrupt: 1 tensor\(s\) hold NaN or infinite values \({tensor}\)"):
         load_model(broken)
 

@@ -123,14 +123,14 @@ def test_an_actor_killed_mid_job_is_restarted_and_the_output_is_whole(local_ray,
             pids = [p.pid for p in psutil.process_iter(["cmdline"]) if "ShardPredictor" in " ".join(p.info["cmdline"] or [])]
             actors.extend(pid for pid in pids if pid not in actors)
             if not killed and pids and any(tmp_path.glob(".out.*.tmp/part-*")):
-                os.kill(pids[0], signal.SIGKILL)  # mid-job: the big JSONL file is one call writing 60 one-article shards
+                os.kill(pids[0], signal.SIGKILL)  # mid-job: one-line tasks, one-article shards
                 killed.append(pids[0])
             time.sleep(0.01)
 
     killer = threading.Thread(target=kill_once, daemon=True)
     killer.start()
     try:
-        result = predict(*common, "-o", tmp_path / "out", "--engine", "ray", "--shard-articles", "1")
+        result = predict(*common, "-o", tmp_path / "out", "--engine", "ray", "--workers", "1", "--shard-articles", "1")
     finally:
         done.set()
         killer.join()
@@ -147,8 +147,9 @@ def test_ray_engine_reads_uris(local_ray, tiny_trained_model, inputs, tmp_path) 
     out = tmp_path / "uri-out"
     result = predict(inputs[1].as_uri(), "--model", tiny_trained_model, "-o", out, "--engine", "ray", "-q")
     assert result.exit_code == 0, result.output
-    _, lines, _ = read_shards(out)
+    manifest, lines, _ = read_shards(out)
     assert sorted(line["id"] for line in lines) == ["sub/t1", "sub/t3", "t0", "t2", "t4"]
+    assert manifest["workers"] == 2  # no --workers: one 1-CPU actor per CPU of the local Ray
     assert all(line["meta"]["source"].startswith("file://") for line in lines)
 
 
@@ -179,6 +180,38 @@ def test_a_model_the_actors_refuse_stops_the_job_with_their_message(local_ray, t
     assert result.exit_code == 2, result.output
     assert "cannot load model" in result.stderr and "hold NaN or infinite values (encoder.embeddings.word_embeddings.weight)" in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_large_jsonl_file_is_cut_into_tasks_of_shard_articles_lines(inputs) -> None:
+    """One dump keeps several actors busy: runs of 16 lines numbered as the file's; .txt and Parquet files stay one task each."""
+    from veille.serving.ray_engine import list_inputs
+
+    rows, problems = list_inputs([str(item) for item in inputs], 16)
+    assert not problems
+    batch = [row for row in rows if row["source"] == str(inputs[0])]
+    assert [row["first_line"] for row in batch] == [1, 17, 33, 49] and batch[0]["start"] == 0
+    assert [row["start"] for row in batch[1:]] == [row["end"] for row in batch[:-1]] and batch[-1]["end"] == inputs[0].stat().st_size
+    assert [(row["first_line"], row["start"], row["end"]) for row in rows if row not in batch] == [(1, 0, -1)] * 6
+    assert [row["first_line"] for row in list_inputs([str(inputs[0])], 100)[0]] == [1]
+
+
+def test_default_workers_fill_the_cluster_one_per_task_at_most() -> None:
+    from veille.serving.ray_engine import RaySettings, auto_workers
+
+    assert auto_workers({"CPU": 16.0}, RaySettings(), tasks=100) == 16
+    assert auto_workers({"CPU": 16.0}, RaySettings(cpus_per_worker=4), tasks=100) == 4
+    assert auto_workers({"CPU": 16.0}, RaySettings(), tasks=3) == 3
+    assert auto_workers({"CPU": 16.0, "GPU": 2.0}, RaySettings(gpus_per_worker=0.5), tasks=100) == 4
+    assert auto_workers({"CPU": 16.0}, RaySettings(gpus_per_worker=1), tasks=100) == 1  # no GPU yet (an autoscaling cluster adds one): one actor, which waits for it
+    assert auto_workers({"CPU": 2.0}, RaySettings(cpus_per_worker=0), tasks=7) == 7
+
+
+def test_a_model_the_drivers_check_refuses_stops_the_job_with_its_message(local_ray, tiny_trained_model, inputs, tmp_path) -> None:
+    """The check runs while the actors start: its refusal (no ONNX export) is the one message, exit 2, nothing written."""
+    result = predict(*inputs, "--model", tiny_trained_model, "--engine", "ray", "--runtime", "onnx", "-o", tmp_path / "out")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("cannot load model") == 1 and f"cannot load model {tiny_trained_model}: " in result.stderr and "no ONNX export" in result.stderr
+    assert not (tmp_path / "out").exists() and not list(tmp_path.glob(".out.*"))
 
 
 def test_ray_engine_refusals_exit_2_and_write_nothing(tiny_trained_model, inputs, tmp_path, monkeypatch) -> None:
