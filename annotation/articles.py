@@ -102,11 +102,12 @@ def is_uri(item: str | Path) -> bool:
     return "://" in str(item)
 
 
-def from_path(path: Path, article_id: str, source: str | None = None) -> Iterator[Article | Problem]:
-    """The articles of one input file (``article_id`` names a ``.txt`` article).
+def from_path(path: Path, article_id: str, source: str | None = None, part: LineRange | None = None) -> Iterator[Article | Problem]:
+    """The articles of one input file (``article_id`` names a ``.txt`` article), or of one :class:`LineRange` of a JSONL file.
 
     ``source`` (default: ``path``) is the name outputs and messages give the file: the
-    path as the user typed it, where a Ray worker opens it by its absolute path.
+    path as the user typed it, where a Ray worker opens it by its absolute path. The
+    lines of a ``part`` are numbered as lines of the whole file.
     """
     source = source or str(path)
     try:
@@ -115,7 +116,11 @@ def from_path(path: Path, article_id: str, source: str | None = None) -> Iterato
         yield Problem(source, 0, "<file>", f"cannot read: {exc.strerror}")
         return
     with handle:
-        yield from from_handle(handle, source, article_id)
+        if part is None:
+            yield from from_handle(handle, source, article_id)
+            return
+        handle.seek(part.start)
+        yield from _read_jsonl(_lines_until(handle, part.end - part.start), source, first_line=part.first_line, whole_file=False)
 
 
 def from_handle(handle: BinaryIO, source: str, article_id: str) -> Iterator[Article | Problem]:
@@ -157,18 +162,6 @@ def jsonl_line_ranges(path: Path, lines: int) -> list[LineRange]:
     if count or not ranges:
         ranges.append(LineRange(first, start, position))
     return ranges
-
-
-def from_line_range(path: Path, source: str, part: LineRange) -> Iterator[Article | Problem]:
-    """The articles of one :class:`LineRange` of a JSONL file, numbered as lines of the whole file."""
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        yield Problem(source, 0, "<file>", f"cannot read: {exc.strerror}")
-        return
-    with handle:
-        handle.seek(part.start)
-        yield from _read_jsonl(_lines_until(handle, part.end - part.start), source, first_line=part.first_line, whole_file=False)
 
 
 def _lines_until(handle: BinaryIO, size: int) -> Iterator[bytes]:

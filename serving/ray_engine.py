@@ -49,7 +49,6 @@ from veille.annotation.articles import (
     Article,
     LineRange,
     from_handle,
-    from_line_range,
     from_path,
     input_files,
     is_uri,
@@ -309,7 +308,7 @@ def filesystem(target: str) -> tuple[FileSystem, str]:
 def read_file(source: str, article_id: str, path: str, part: LineRange) -> Iterator[Article | Problem]:
     """One task's articles and problems, lazily (a row of :func:`list_inputs`): the local engine's reader, on any filesystem."""
     if part.end >= 0:
-        yield from from_line_range(Path(path), source, part)
+        yield from from_path(Path(path), article_id, source, part)
         return
     if not is_uri(path):
         yield from from_path(Path(path), article_id, source)

@@ -118,7 +118,7 @@ def test_parquet_rows_are_articles_and_bad_rows_or_files_are_problems(tmp_path):
 
 def test_line_ranges_of_a_jsonl_file_read_together_what_the_whole_file_reads(tmp_path):
     """Cut into runs of 3 lines (blank, bad and CRLF lines included, no final newline): same articles and problems, same line numbers."""
-    from veille.annotation.articles import from_line_range, jsonl_line_ranges
+    from veille.annotation.articles import from_path, jsonl_line_ranges
 
     lines = [json.dumps({"id": f"a{i}", "text": f"Meta recrute {i} ingénieurs."}, ensure_ascii=False) for i in range(8)]
     lines[2], lines[4], lines[6] = "", "{not json", json.dumps({"id": "x", "text": " "}) + "\r"
@@ -127,7 +127,7 @@ def test_line_ranges_of_a_jsonl_file_read_together_what_the_whole_file_reads(tmp
     ranges = jsonl_line_ranges(path, 3)
     assert [(r.first_line, r.start) for r in ranges] == [(1, 0), (4, ranges[0].end), (7, ranges[1].end)] and ranges[-1].end == path.stat().st_size
     whole = list(read_articles([path]))
-    parts = [item for part in ranges for item in from_line_range(path, str(path), part)]
+    parts = [item for part in ranges for item in from_path(path, "dump", str(path), part)]
     assert parts == whole and len(articles(whole)) == 5
     assert problems(parts) == [f"{path}:5: <line>: invalid JSON: Expecting property name enclosed in double quotes (column 2)", f"{path}:7: text: missing, empty or not a string"]
     assert len(jsonl_line_ranges(path, 100)) == 1
