@@ -143,12 +143,14 @@ class LineRange:
     end: int
 
 
-def jsonl_line_ranges(path: Path, lines: int) -> list[LineRange]:
+def jsonl_line_ranges(path: Path, lines: int, max_ranges: int = 4096) -> list[LineRange]:
     """``path`` cut into runs of ``lines`` lines, so that several workers can read one large JSONL file.
 
-    One pass over the file (the page cache then holds it for the workers); memory is one
-    range per ``lines`` lines. Blank and bad lines count, so each range's line numbers are
-    the file's own, as every message gives them.
+    One pass over the file (the page cache then holds it for the workers). At most
+    ``max_ranges`` (even) ranges, whatever the file's size: when there would be more,
+    neighbours are merged and the run doubles, so the driver's memory stays bounded (a
+    worker still writes shards of its own size from a longer run). Blank and bad lines
+    count, so each range's line numbers are the file's own, as every message gives them.
     """
     ranges: list[LineRange] = []
     first, start, position, count = 1, 0, 0, 0
@@ -159,6 +161,9 @@ def jsonl_line_ranges(path: Path, lines: int) -> list[LineRange]:
             if count == lines:
                 ranges.append(LineRange(first, start, position))
                 first, start, count = first + count, position, 0
+                if len(ranges) == max_ranges:
+                    ranges = [LineRange(a.first_line, a.start, b.end) for a, b in zip(ranges[::2], ranges[1::2])]
+                    lines *= 2
     if count or not ranges:
         ranges.append(LineRange(first, start, position))
     return ranges

@@ -131,5 +131,8 @@ def test_line_ranges_of_a_jsonl_file_read_together_what_the_whole_file_reads(tmp
     assert parts == whole and len(articles(whole)) == 5
     assert problems(parts) == [f"{path}:5: <line>: invalid JSON: Expecting property name enclosed in double quotes (column 2)", f"{path}:7: text: missing, empty or not a string"]
     assert len(jsonl_line_ranges(path, 100)) == 1
+    coarse = jsonl_line_ranges(path, 1, max_ranges=4)  # 8 one-line runs would be too many: merged into runs of 2, then 4
+    assert [(r.first_line, r.start) for r in coarse] == [(1, 0), (5, sum(len(line.encode("utf-8")) + 1 for line in lines[:4]))] and coarse[-1].end == path.stat().st_size
+    assert [item for part in coarse for item in from_path(path, "dump", str(path), part)] == whole
     (tmp_path / "empty.jsonl").write_bytes(b"")
     assert [(r.first_line, r.start, r.end) for r in jsonl_line_ranges(tmp_path / "empty.jsonl", 3)] == [(1, 0, 0)]
