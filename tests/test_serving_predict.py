@@ -222,8 +222,8 @@ def test_show_prints_the_best_scored_relation_of_each_label(tiny_trained_model, 
     shown = sorted(best_per_label.items(), key=lambda item: -item[1])[:2]
     table = result.stderr.split("best-scored relations (one per label)")[1]
     assert f"{len(shown)} best-scored relations (one per label)" in result.stderr
-    for label, score in shown:
-        assert label in table and f"{score:.2f}" in table
+    for label, score in shown:  # the JSON score is rounded to 4 decimals, the table's to 2 from the exact one: 0.53498 is 0.535 and 0.53
+        assert label in table and any(f"{value:.2f}" in table for value in (score - 5e-5, score, score + 5e-5))
     rows = sum(len(re.findall(rf"(?<![A-Z_]){label}(?![A-Z_])", table)) for label in best_per_label)
     assert rows == len(shown)  # one row per label shown, none for the others
     assert "articles/s" in result.stderr
