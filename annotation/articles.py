@@ -102,12 +102,12 @@ def is_uri(item: str | Path) -> bool:
     return "://" in str(item)
 
 
-def from_path(path: Path, article_id: str, source: str | None = None, part: LineRange | None = None) -> Iterator[Article | Problem]:
-    """The articles of one input file (``article_id`` names a ``.txt`` article), or of one :class:`LineRange` of a JSONL file.
+def from_path(path: Path, article_id: str, source: str | None = None, part: Part | None = None) -> Iterator[Article | Problem]:
+    """The articles of one input file (``article_id`` names a ``.txt`` article), or of one :class:`Part` of a JSONL or Parquet file.
 
     ``source`` (default: ``path``) is the name outputs and messages give the file: the
     path as the user typed it, where a Ray worker opens it by its absolute path. The
-    lines of a ``part`` are numbered as lines of the whole file.
+    lines (rows) of a ``part`` are numbered as those of the whole file.
     """
     source = source or str(path)
     try:
@@ -116,57 +116,77 @@ def from_path(path: Path, article_id: str, source: str | None = None, part: Line
         yield Problem(source, 0, "<file>", f"cannot read: {exc.strerror}")
         return
     with handle:
-        if part is None:
-            yield from from_handle(handle, source, article_id)
-            return
-        handle.seek(part.start)
-        yield from _read_jsonl(_lines_until(handle, part.end - part.start), source, first_line=part.first_line, whole_file=False)
+        yield from from_handle(handle, source, article_id, part)
 
 
-def from_handle(handle: BinaryIO, source: str, article_id: str) -> Iterator[Article | Problem]:
-    """The articles of an open binary file, by the suffix of ``source``: local files and Ray's (any filesystem) alike."""
+def from_handle(handle: BinaryIO, source: str, article_id: str, part: Part | None = None) -> Iterator[Article | Problem]:
+    """The articles of an open binary file (or of one ``part`` of it), by the suffix of ``source``: local files and Ray's (any filesystem) alike."""
     suffix = PurePosixPath(source).suffix.lower()
-    if suffix in JSONL_SUFFIXES:
+    if suffix in JSONL_SUFFIXES and part is not None:
+        handle.seek(part.start)
+        yield from _read_jsonl(_lines_until(handle, part.end - part.start), source, first_line=part.first, whole_file=False)
+    elif suffix in JSONL_SUFFIXES:
         yield from _read_jsonl(handle, source)  # line by line: memory stays flat
     elif suffix in PARQUET_SUFFIXES:
-        yield from _read_parquet(handle, source)
+        yield from _read_parquet(handle, source, part)
     else:
         yield _text_article(handle.read(), article_id, source)
 
 
 @dataclass(frozen=True)
-class LineRange:
-    """A run of whole lines of a JSONL file: the number of its first line, and its bytes ``[start, end)``."""
+class Part:
+    """A run of whole records of a file, for one worker: the number of its first line
+    (or row), and where it lies: bytes ``[start, end)`` of a JSONL file, row groups
+    ``[start, end)`` of a Parquet file."""
 
-    first_line: int
+    first: int
     start: int
     end: int
 
 
-def jsonl_line_ranges(path: Path, lines: int, max_ranges: int = 4096) -> list[LineRange]:
+def jsonl_parts(path: Path, lines: int, max_parts: int = 4096) -> list[Part]:
     """``path`` cut into runs of ``lines`` lines, so that several workers can read one large JSONL file.
 
-    One pass over the file (the page cache then holds it for the workers). At most
-    ``max_ranges`` (even) ranges, whatever the file's size: when there would be more,
-    neighbours are merged and the run doubles, so the driver's memory stays bounded (a
-    worker still writes shards of its own size from a longer run). Blank and bad lines
-    count, so each range's line numbers are the file's own, as every message gives them.
+    One pass over the file (the page cache then holds it for the workers). Blank and bad
+    lines count, so each part's line numbers are the file's own, as every message gives them.
     """
-    ranges: list[LineRange] = []
-    first, start, position, count = 1, 0, 0, 0
     with path.open("rb") as handle:
-        for line in handle:
-            position += len(line)
-            count += 1
-            if count == lines:
-                ranges.append(LineRange(first, start, position))
-                first, start, count = first + count, position, 0
-                if len(ranges) == max_ranges:
-                    ranges = [LineRange(a.first_line, a.start, b.end) for a, b in zip(ranges[::2], ranges[1::2])]
-                    lines *= 2
-    if count or not ranges:
-        ranges.append(LineRange(first, start, position))
-    return ranges
+        return _parts(((1, len(line)) for line in handle), lines, max_parts)
+
+
+def parquet_parts(handle: BinaryIO, rows: int, max_parts: int = 4096) -> list[Part]:
+    """A Parquet file cut into runs of whole row groups of at least ``rows`` rows, from its footer alone.
+
+    A row group is the smallest piece a reader can fetch on its own (from a local disk or
+    an object store), so a file written as one row group stays one part.
+    """
+    import pyarrow.parquet as pq
+
+    metadata = pq.ParquetFile(handle).metadata
+    return _parts(((metadata.row_group(i).num_rows, 1) for i in range(metadata.num_row_groups)), rows, max_parts)
+
+
+def _parts(units: Iterable[tuple[int, int]], size: int, max_parts: int) -> list[Part]:
+    """Consecutive ``(records, extent)`` units grouped into parts of at least ``size`` records.
+
+    At most ``max_parts`` (even) parts, whatever the file's size: when there would be
+    more, neighbours are merged and ``size`` doubles, so the driver's memory stays bounded
+    (a worker still writes shards of its own size from a longer part).
+    """
+    parts: list[Part] = []
+    first, start, position, count = 1, 0, 0, 0
+    for records, extent in units:
+        position += extent
+        count += records
+        if count >= size:
+            parts.append(Part(first, start, position))
+            first, start, count = first + count, position, 0
+            if len(parts) == max_parts:
+                parts = [Part(a.first, a.start, b.end) for a, b in zip(parts[::2], parts[1::2])]
+                size *= 2
+    if count or not parts:
+        parts.append(Part(first, start, position))
+    return parts
 
 
 def _lines_until(handle: BinaryIO, size: int) -> Iterator[bytes]:
@@ -230,8 +250,8 @@ def _object_article(obj: object, source: str, line_no: int) -> Article | Problem
     return Article(str(obj["id"]), obj["text"], f"{source}:{line_no}")
 
 
-def _read_parquet(handle: BinaryIO, source: str) -> Iterator[Article | Problem]:
-    """Rows of the ``id`` and ``text`` columns, numbered from 1 as lines are, a row group at a time."""
+def _read_parquet(handle: BinaryIO, source: str, part: Part | None = None) -> Iterator[Article | Problem]:
+    """Rows of the ``id`` and ``text`` columns (of the row groups of ``part``), numbered from 1 as lines are, a row group at a time."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -244,12 +264,13 @@ def _read_parquet(handle: BinaryIO, source: str) -> Iterator[Article | Problem]:
     if missing:
         yield Problem(source, 0, "<file>", f"no {' and '.join(missing)} column (a Parquet input needs id and text)")
         return
-    row = 0
-    for batch in parquet.iter_batches(columns=["id", "text"]):
+    groups = None if part is None else list(range(part.start, part.end))
+    row = 0 if part is None else part.first - 1
+    for batch in parquet.iter_batches(columns=["id", "text"], row_groups=groups):
         for obj in batch.to_pylist():
             row += 1
             yield _object_article(obj, source, row)
-    if row == 0:
+    if row == 0 and part is None:
         yield Problem(source, 0, "<file>", "empty file: no articles")
 
 

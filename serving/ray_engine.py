@@ -6,10 +6,10 @@ growing its own. The stages:
 
 1. The driver lists the input files (local paths with the local engine's ids and
    messages; ``s3://``, ``gs://``, ``file://``… URIs through ``pyarrow.fs``) and cuts
-   each local JSONL file into runs of ``--shard-articles`` lines: one large dump keeps
-   every actor busy.
+   each local JSONL file into runs of ``--shard-articles`` lines, each Parquet file into
+   runs of row groups: one large dump keeps every actor busy.
 2. An actor pool (``map_batches`` with a callable class: one model load per actor) takes
-   the files (or runs of lines) one by one; an actor reads its task with the local engine's reader
+   the files (or parts of them) one by one; an actor reads its task with the local engine's reader
    (:func:`veille.annotation.articles.from_handle`: articles, and error rows ``(file,
    line, field, message)``) and runs :func:`veille.serving.pipeline.predict_articles`
    over each ``--shard-articles`` of them, the very code of the local engine (sentence
@@ -46,13 +46,15 @@ import typer
 from veille.annotation.articles import (
     INPUT_SUFFIXES,
     JSONL_SUFFIXES,
+    PARQUET_SUFFIXES,
     Article,
-    LineRange,
+    Part,
     from_handle,
     from_path,
     input_files,
     is_uri,
-    jsonl_line_ranges,
+    jsonl_parts,
+    parquet_parts,
 )
 from veille.annotation.atomic import atomic_write_text, sigterm_as_ctrl_c
 from veille.annotation.console import fail, progress_interval, warning
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
 INSTALL_HINT = "--engine ray needs Ray Data: pip install 'veille[ray]' (or pip install 'ray[data]')"
 MANIFEST = "manifest.json"
 DEFAULT_SHARD_ARTICLES = 1000
-WHOLE_FILE = LineRange(1, 0, -1)  # a task that reads its file from start to end
+WHOLE_FILE = Part(1, 0, -1)  # a task that reads its file from start to end
 
 
 class Engine(str, Enum):
@@ -240,15 +242,16 @@ def start_local_ray(ray: Any, cpus: int) -> None:
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False, _system_config={"worker_niceness": 0})
 
 
-def list_inputs(inputs: list[str], lines_per_part: int) -> tuple[list[dict[str, Any]], list[Problem]]:
-    """The actors' tasks, and the problems found: a row ``{source, id, path, first_line, start, end}`` per input file or part of one.
+def list_inputs(inputs: list[str], records_per_part: int) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """The actors' tasks, and the problems found: a row ``{source, id, path, first, start, end}`` per input file or part of one.
 
     ``source`` is the file as typed, ``id`` the id of a ``.txt`` article, ``path`` where
     workers open it. Local paths go through the local engine's listing (same ids, same
     messages); URIs are listed with ``pyarrow.fs`` (a folder: every file with an input
-    suffix, recursive). A local JSONL file longer than ``lines_per_part`` lines becomes
-    one task per run of that many lines (``first_line`` and the bytes ``[start, end)``), so
-    that one large dump keeps every actor busy; other files are read whole (``end`` -1).
+    suffix, recursive). So that one large file keeps every actor busy, a file with more
+    than ``records_per_part`` records becomes one task per :class:`Part` of it: runs of
+    lines of a local JSONL file, runs of row groups of a Parquet file (local or URI, read
+    from its footer); other files are read whole (``end`` -1).
     """
     rows: list[dict[str, Any]] = []
     problems: list[Problem] = []
@@ -260,20 +263,25 @@ def list_inputs(inputs: list[str], lines_per_part: int) -> tuple[list[dict[str, 
                 continue
             source, article_id = str(entry[0]), entry[1]
             path = source if is_uri(item) else str(Path(source).resolve())
-            parts = [WHOLE_FILE] if is_uri(item) else _parts(Path(path), lines_per_part)
-            rows += [{"source": source, "id": article_id, "path": path, **asdict(part)} for part in parts]
+            rows += [{"source": source, "id": article_id, "path": path, **asdict(part)} for part in _file_parts(path, records_per_part)]
     return rows, problems
 
 
-def _parts(path: Path, lines: int) -> list[LineRange]:
-    """A local file's tasks: runs of ``lines`` lines of a longer JSONL file, else the whole file."""
-    if path.suffix.lower() not in JSONL_SUFFIXES:
-        return [WHOLE_FILE]
+def _file_parts(path: str, records: int) -> list[Part]:
+    """A file's tasks: its parts of ``records`` records when it is a JSONL (local) or Parquet file of more, else the whole file."""
+    suffix = PurePosixPath(path).suffix.lower()
     try:
-        ranges = jsonl_line_ranges(path, lines)
-    except OSError:  # unreadable: the actor reports it, as the local engine does
+        if suffix in PARQUET_SUFFIXES:
+            fs, inner = filesystem(path)
+            with fs.open_input_file(inner) as handle:
+                parts = parquet_parts(handle, records)
+        elif suffix in JSONL_SUFFIXES and not is_uri(path):
+            parts = jsonl_parts(Path(path), records)
+        else:
+            return [WHOLE_FILE]
+    except (OSError, ValueError):  # unreadable or not Parquet (pyarrow's ArrowInvalid is a ValueError): the actor reads it whole and reports it, as the local engine does
         return [WHOLE_FILE]
-    return ranges if len(ranges) > 1 else [WHOLE_FILE]
+    return parts if len(parts) > 1 else [WHOLE_FILE]
 
 
 def _list_uri(uri: str) -> Iterator[tuple[str, str] | Problem]:
@@ -305,22 +313,20 @@ def filesystem(target: str) -> tuple[FileSystem, str]:
     return LocalFileSystem(), str(Path(target).resolve())
 
 
-def read_file(source: str, article_id: str, path: str, part: LineRange) -> Iterator[Article | Problem]:
+def read_file(source: str, article_id: str, path: str, part: Part) -> Iterator[Article | Problem]:
     """One task's articles and problems, lazily (a row of :func:`list_inputs`): the local engine's reader, on any filesystem."""
-    if part.end >= 0:
-        yield from from_path(Path(path), article_id, source, part)
-        return
+    whole = part == WHOLE_FILE
     if not is_uri(path):
-        yield from from_path(Path(path), article_id, source)
+        yield from from_path(Path(path), article_id, source, None if whole else part)
         return
     fs, path = filesystem(source)
     try:
-        with fs.open_input_file(path) as handle:
-            data = handle.read()
+        handle = fs.open_input_file(path)
     except OSError as exc:
         yield Problem(source, 0, "<file>", f"cannot read: {exc}")
         return
-    yield from from_handle(io.BytesIO(data), source, article_id)
+    with handle:  # a Parquet part fetches only its row groups; a whole file is read into a stream the readers iterate by line
+        yield from from_handle(io.BytesIO(handle.read()) if whole else handle, source, article_id, None if whole else part)
 
 
 def chunks(items: Iterator[Article | Problem], size: int) -> Iterator[list[Article | Problem]]:
@@ -351,8 +357,8 @@ class ShardPredictor:
 
     def __call__(self, batch: dict[str, Any]) -> Iterator[dict[str, list]]:
         """A result row per shard of the batch's files, as each is written (progress per shard, not per file)."""
-        for source, article_id, path, first_line, start, end in zip(*(batch[key] for key in ("source", "id", "path", "first_line", "start", "end"))):
-            part = LineRange(int(first_line), int(start), int(end))
+        for source, article_id, path, first, start, end in zip(*(batch[key] for key in ("source", "id", "path", "first", "start", "end"))):
+            part = Part(int(first), int(start), int(end))
             for chunk in chunks(read_file(str(source), str(article_id), str(path), part), self.shard_articles):
                 yield {key: [value] for key, value in self._shard(chunk).items()}
 

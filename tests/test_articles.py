@@ -116,23 +116,45 @@ def test_parquet_rows_are_articles_and_bad_rows_or_files_are_problems(tmp_path):
     ]
 
 
-def test_line_ranges_of_a_jsonl_file_read_together_what_the_whole_file_reads(tmp_path):
+def test_parts_of_a_jsonl_file_read_together_what_the_whole_file_reads(tmp_path):
     """Cut into runs of 3 lines (blank, bad and CRLF lines included, no final newline): same articles and problems, same line numbers."""
-    from veille.annotation.articles import from_path, jsonl_line_ranges
+    from veille.annotation.articles import from_path, jsonl_parts
 
     lines = [json.dumps({"id": f"a{i}", "text": f"Meta recrute {i} ingénieurs."}, ensure_ascii=False) for i in range(8)]
     lines[2], lines[4], lines[6] = "", "{not json", json.dumps({"id": "x", "text": " "}) + "\r"
     path = tmp_path / "dump.jsonl"
     path.write_bytes("\n".join(lines).encode("utf-8"))
-    ranges = jsonl_line_ranges(path, 3)
-    assert [(r.first_line, r.start) for r in ranges] == [(1, 0), (4, ranges[0].end), (7, ranges[1].end)] and ranges[-1].end == path.stat().st_size
+    ranges = jsonl_parts(path, 3)
+    assert [(r.first, r.start) for r in ranges] == [(1, 0), (4, ranges[0].end), (7, ranges[1].end)] and ranges[-1].end == path.stat().st_size
     whole = list(read_articles([path]))
     parts = [item for part in ranges for item in from_path(path, "dump", str(path), part)]
     assert parts == whole and len(articles(whole)) == 5
     assert problems(parts) == [f"{path}:5: <line>: invalid JSON: Expecting property name enclosed in double quotes (column 2)", f"{path}:7: text: missing, empty or not a string"]
-    assert len(jsonl_line_ranges(path, 100)) == 1
-    coarse = jsonl_line_ranges(path, 1, max_ranges=4)  # 8 one-line runs would be too many: merged into runs of 2, then 4
-    assert [(r.first_line, r.start) for r in coarse] == [(1, 0), (5, sum(len(line.encode("utf-8")) + 1 for line in lines[:4]))] and coarse[-1].end == path.stat().st_size
+    assert len(jsonl_parts(path, 100)) == 1
+    coarse = jsonl_parts(path, 1, max_parts=4)  # 8 one-line runs would be too many: merged into runs of 2, then 4
+    assert [(r.first, r.start) for r in coarse] == [(1, 0), (5, sum(len(line.encode("utf-8")) + 1 for line in lines[:4]))] and coarse[-1].end == path.stat().st_size
     assert [item for part in coarse for item in from_path(path, "dump", str(path), part)] == whole
     (tmp_path / "empty.jsonl").write_bytes(b"")
-    assert [(r.first_line, r.start, r.end) for r in jsonl_line_ranges(tmp_path / "empty.jsonl", 3)] == [(1, 0, 0)]
+    assert [(r.first, r.start, r.end) for r in jsonl_parts(tmp_path / "empty.jsonl", 3)] == [(1, 0, 0)]
+
+
+def test_parts_of_a_parquet_file_are_runs_of_whole_row_groups_and_read_together_what_the_whole_file_reads(tmp_path):
+    """10 rows in row groups of 2, parts of at least 3 rows: groups [0, 2), [2, 4), [4, 5), rows numbered as the file's, a bad row included."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from veille.annotation.articles import from_path, parquet_parts
+
+    texts = [f"Meta recrute {i} ingénieurs." for i in range(10)]
+    texts[6] = " "
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(10)], "text": texts}), path, row_group_size=2)
+    with path.open("rb") as handle:
+        parts = parquet_parts(handle, 3)
+    assert [(p.first, p.start, p.end) for p in parts] == [(1, 0, 2), (5, 2, 4), (9, 4, 5)]
+    whole = list(read_articles([path]))
+    assert [item for part in parts for item in from_path(path, "rows", str(path), part)] == whole
+    assert problems(whole) == [f"{path}:7: text: missing, empty or not a string"] and len(articles(whole)) == 9
+    with path.open("rb") as handle:
+        assert len(parquet_parts(handle, 10)) == 1
+        assert parquet_parts(handle, 1, max_parts=4) == parts  # 4 one-group parts are too many: merged two by two, then the run doubles

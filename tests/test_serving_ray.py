@@ -44,7 +44,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> list[Path]:
-    """Some 300 sentences: a JSONL file of 60 articles with two bad lines, a folder of .txt articles, a Parquet file."""
+    """Some 300 sentences: a JSONL file of 60 articles with two bad lines, a folder of .txt articles, a Parquet file of three row groups."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -56,7 +56,7 @@ def inputs(tmp_path_factory) -> list[Path]:
     (root / "folder" / "sub").mkdir(parents=True)
     for i in range(5):
         (root / "folder" / ("sub" if i % 2 else "") / f"t{i}.txt").write_text(article(i) + "\n\n" + article(i + 3), encoding="utf-8")
-    pq.write_table(pa.table({"id": [f"p{i}" for i in range(12)], "text": [article(i + 1) for i in range(12)]}), root / "rows.parquet")
+    pq.write_table(pa.table({"id": [f"p{i}" for i in range(12)], "text": [article(i + 1) for i in range(12)]}), root / "rows.parquet", row_group_size=4)
     return [root / "batch.jsonl", root / "folder", root / "rows.parquet"]
 
 
@@ -143,12 +143,17 @@ def test_an_actor_killed_mid_job_is_restarted_and_the_output_is_whole(local_ray,
 
 
 def test_ray_engine_reads_uris(local_ray, tiny_trained_model, inputs, tmp_path) -> None:
-    """A folder given as a URI (here file://, as s3:// on a cluster) is listed and read by the workers, ids as for a path."""
+    """A folder and a Parquet file given as URIs (here file://, as s3:// on a cluster) are listed and read by the workers, ids as for a path.
+
+    The Parquet file is three tasks of one row group (--shard-articles 4), each fetched on its own, rows numbered as the file's.
+    """
     out = tmp_path / "uri-out"
-    result = predict(inputs[1].as_uri(), "--model", tiny_trained_model, "-o", out, "--engine", "ray", "-q")
+    result = predict(inputs[1].as_uri(), inputs[2].as_uri(), "--model", tiny_trained_model, "-o", out, "--engine", "ray", "--shard-articles", "4", "-q")
     assert result.exit_code == 0, result.output
     manifest, lines, _ = read_shards(out)
-    assert sorted(line["id"] for line in lines) == ["sub/t1", "sub/t3", "t0", "t2", "t4"]
+    assert sorted(line["id"] for line in lines if line["id"].startswith(("t", "sub/"))) == ["sub/t1", "sub/t3", "t0", "t2", "t4"]
+    rows = sorted((line["meta"]["source"], line["id"]) for line in lines if line["meta"]["source"].endswith(tuple(f".parquet:{n}" for n in range(1, 13))))
+    assert rows == sorted((f"{inputs[2].as_uri()}:{i + 1}", f"p{i}") for i in range(12))
     assert manifest["workers"] == 2  # no --workers: one 1-CPU actor per CPU of the local Ray
     assert all(line["meta"]["source"].startswith("file://") for line in lines)
 
@@ -183,16 +188,17 @@ def test_a_model_the_actors_refuse_stops_the_job_with_their_message(local_ray, t
 
 
 def test_a_large_jsonl_file_is_cut_into_tasks_of_shard_articles_lines(inputs) -> None:
-    """One dump keeps several actors busy: runs of 16 lines numbered as the file's; .txt and Parquet files stay one task each."""
+    """One dump keeps several actors busy: runs of 16 lines numbered as the file's, runs of row groups of a Parquet file; .txt files stay one task each."""
     from veille.serving.ray_engine import list_inputs
 
     rows, problems = list_inputs([str(item) for item in inputs], 16)
     assert not problems
     batch = [row for row in rows if row["source"] == str(inputs[0])]
-    assert [row["first_line"] for row in batch] == [1, 17, 33, 49] and batch[0]["start"] == 0
+    assert [row["first"] for row in batch] == [1, 17, 33, 49] and batch[0]["start"] == 0
     assert [row["start"] for row in batch[1:]] == [row["end"] for row in batch[:-1]] and batch[-1]["end"] == inputs[0].stat().st_size
-    assert [(row["first_line"], row["start"], row["end"]) for row in rows if row not in batch] == [(1, 0, -1)] * 6
-    assert [row["first_line"] for row in list_inputs([str(inputs[0])], 100)[0]] == [1]
+    assert [(row["first"], row["start"], row["end"]) for row in rows if row not in batch] == [(1, 0, -1)] * 6  # 12 rows: one task
+    assert [(row["first"], row["start"], row["end"]) for row in list_inputs([inputs[2].as_uri()], 4)[0]] == [(1, 0, 1), (5, 1, 2), (9, 2, 3)]
+    assert [row["first"] for row in list_inputs([str(inputs[0])], 100)[0]] == [1]
 
 
 def test_default_workers_fill_the_cluster_one_per_task_at_most() -> None:
