@@ -4,7 +4,10 @@ Predicted spans are cleaned the way the guidelines write them: no leading elisio
 article-like punctuation or quote (« d'OpenAI » → « OpenAI »), no bracket left without its
 pair (« (Meta) » → « Meta »), and an abbreviation keeps its period (« Alphabet Inc. »).
 Only lower-case elisions are stripped, because « L'Oréal » is a name; a span without a
-letter or digit is no entity. Candidate pairs are the ordered pairs of entities whose
+letter or digit is no entity. A leading lower-case article or preposition is stripped too
+(« des Landes » → « Landes », « en 2021 » → « 2021 »: no gold span but a vague amount of
+money starts with one), except from MONEY (« des dizaines de millions de dollars » is
+whole) and PER (« de Gaulle » is a surname). Candidate pairs are the ordered pairs of entities whose
 types some relation of the schema allows, within a distance cap; each allowed relation
 label whose score reaches its threshold is predicted (several may hold for one pair); a
 symmetric relation found in both directions is kept once, with its best score.
@@ -29,14 +32,17 @@ MAX_PAIR_GAP = 300  # characters between the two arguments
 MAX_PAIR_NEIGHBOURS = 32  # places between them in reading order
 
 _LEADING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:–—-]|(?:l|d|qu|jusqu|lorsqu|puisqu|presqu|s|n|c|j|m|t)['’])")
+_LEADING_WORD = re.compile(r"(?:de|du|des|la|le|les|au|aux|à|en)(?:\s+|$)")  # case-sensitive: « La Poste » is a name
+_KEEPS_LEADING_WORD = frozenset({"MONEY", "PER"})
 _TRAILING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:!?–—-])$")
 
 
-def clean_span(text: str, start: int, end: int) -> tuple[int, int] | None:
-    """Strip leading elisions/punctuation and trailing punctuation; None if nothing is left."""
+def clean_span(text: str, start: int, end: int, label: str | None = None) -> tuple[int, int] | None:
+    """Strip leading elisions/punctuation (and articles, for a ``label`` that never keeps them) and trailing punctuation; None if nothing is left."""
+    leading = [_LEADING, _LEADING_WORD] if label and label not in _KEEPS_LEADING_WORD else [_LEADING]
     while start < end:
-        match = _LEADING.match(text, start, end)
-        if not match or match.end() == start:
+        match = next((m for pattern in leading if (m := pattern.match(text, start, end)) and m.end() > start), None)
+        if not match:
             break
         start = match.end()
     while start < end:
@@ -81,7 +87,7 @@ def decode_entities(probs: torch.Tensor, words: list[tuple[int, int]], text: str
             spans.append((start, end, label, [score]))
     entities = []
     for start, end, label, scores in spans:
-        cleaned = clean_span(text, start, end)
+        cleaned = clean_span(text, start, end, label)
         score = sum(scores) / len(scores)
         if cleaned and score >= min_score:
             entities.append(Entity(f"T{len(entities) + 1}", cleaned[0], cleaned[1], label, score))

@@ -81,6 +81,20 @@ def test_clean_span_strips_leading_elisions_and_punctuation(text, expected):
 
 
 @pytest.mark.parametrize(
+    ("text", "label", "expected"),
+    [
+        ("des Landes", "LOC", "Landes"), ("en 2021", "DATE", "2021"), ("de l'Ariège", "ORG", "Ariège"), ("de la", "ROLE", None),
+        ("La Poste", "ORG", "La Poste"), ("Le Havre", "LOC", "Le Havre"), ("Landes", "LOC", "Landes"),  # a capital is part of the name
+        ("des dizaines de millions de dollars", "MONEY", "des dizaines de millions de dollars"), ("de Gaulle", "PER", "de Gaulle"),
+        ("des Landes", None, "des Landes"),  # no label: only elisions and punctuation
+    ],
+)
+def test_clean_span_strips_a_leading_article_or_preposition_the_label_never_keeps(text, label, expected):
+    cleaned = clean_span(text, 0, len(text), label)
+    assert (text[cleaned[0] : cleaned[1]] if cleaned else None) == expected
+
+
+@pytest.mark.parametrize(
     ("text", "end", "expected"),
     [
         ("chez Alphabet Inc. et Meta", 17, "Alphabet Inc."),  # the tokenizer glued « Inc. »
