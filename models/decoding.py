@@ -7,7 +7,8 @@ Only lower-case elisions are stripped, because « L'Oréal » is a name; a span 
 letter or digit is no entity. A leading lower-case article or preposition is stripped too
 (« des Landes » → « Landes », « en 2021 » → « 2021 »: no gold span but a vague amount of
 money starts with one), except from MONEY (« des dizaines de millions de dollars » is
-whole) and PER (« de Gaulle » is a surname). Candidate pairs are the ordered pairs of entities whose
+whole) and PER (« de Gaulle » is a surname); so is a trailing one, from every label
+(« directrice générale de » → « directrice générale »: no gold span ends with one). Candidate pairs are the ordered pairs of entities whose
 types some relation of the schema allows, within a distance cap; each allowed relation
 label whose score reaches its threshold is predicted (several may hold for one pair); a
 symmetric relation found in both directions is kept once, with its best score.
@@ -35,10 +36,11 @@ _LEADING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:–—-]|(?:l|d|qu|jusqu|l
 _LEADING_WORD = re.compile(r"(?:de|du|des|la|le|les|au|aux|à|en)(?:\s+|$)")  # case-sensitive: « La Poste » is a name
 _KEEPS_LEADING_WORD = frozenset({"MONEY", "PER"})
 _TRAILING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:!?–—-])$")
+_TRAILING_WORD = re.compile(r"\s+(?:de|du|des|la|le|les|au|aux|à|en|et|ou|sur|par|pour|dans|avec|chez|[dl]['’]|qu['’])$")
 
 
 def clean_span(text: str, start: int, end: int, label: str | None = None) -> tuple[int, int] | None:
-    """Strip leading elisions/punctuation (and articles, for a ``label`` that never keeps them) and trailing punctuation; None if nothing is left."""
+    """Strip leading elisions/punctuation (and articles, for a ``label`` that never keeps them), trailing punctuation and function words; None if nothing is left."""
     leading = [_LEADING, _LEADING_WORD] if label and label not in _KEEPS_LEADING_WORD else [_LEADING]
     while start < end:
         match = next((m for pattern in leading if (m := pattern.match(text, start, end)) and m.end() > start), None)
@@ -46,7 +48,7 @@ def clean_span(text: str, start: int, end: int, label: str | None = None) -> tup
             break
         start = match.end()
     while start < end:
-        match = _TRAILING.search(text, start, end)
+        match = _TRAILING_WORD.search(text, start, end) or _TRAILING.search(text, start, end)
         if not match:
             break
         end = match.start()

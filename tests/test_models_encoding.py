@@ -87,6 +87,8 @@ def test_clean_span_strips_leading_elisions_and_punctuation(text, expected):
         ("La Poste", "ORG", "La Poste"), ("Le Havre", "LOC", "Le Havre"), ("Landes", "LOC", "Landes"),  # a capital is part of the name
         ("des dizaines de millions de dollars", "MONEY", "des dizaines de millions de dollars"), ("de Gaulle", "PER", "de Gaulle"),
         ("des Landes", None, "des Landes"),  # no label: only elisions and punctuation
+        ("directrice générale de", "ROLE", "directrice générale"), ("directeur de l'", "ROLE", "directeur"), ("30 et", "MONEY", "30"),  # trailing: every label
+        ("Côte d'Ivoire", "LOC", "Côte d'Ivoire"), ("Banque de France", "ORG", "Banque de France"),
     ],
 )
 def test_clean_span_strips_a_leading_article_or_preposition_the_label_never_keeps(text, label, expected):
