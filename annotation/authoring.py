@@ -29,6 +29,7 @@ REGISTERS = {
     "articles": "test-articles",  # real-article register, tech and business
     "general": "test-general",  # general news: politics, sport, culture, regions…
     "press": "test-press",  # press articles dense in the relation constructions real articles use (corpus v3)
+    "encyclopedic": "test-encyclopedic",  # reference-work prose: biographies, places, institutions, history (corpus v4)
 }
 
 

@@ -35,5 +35,5 @@ def corpus_stats(files: dict[str, list[Example]]) -> dict[str, SplitStats]:
         for example in examples:
             for key in (split_of(example, path), "all"):
                 stats.setdefault(key, SplitStats()).add(example)
-    order = {name: i for i, name in enumerate(("train", "dev", "test", "test-articles", "test-general", "test-press", "seed"))}
+    order = {name: i for i, name in enumerate(("train", "dev", "test", "test-articles", "test-general", "test-press", "test-encyclopedic", "seed"))}
     return dict(sorted(stats.items(), key=lambda item: (item[0] == "all", order.get(item[0], len(order)), item[0])))
