@@ -8,10 +8,11 @@ letter or digit is no entity. A leading lower-case article or preposition is str
 (« des Landes » → « Landes », « en 2021 » → « 2021 »: no gold span but a vague amount of
 money starts with one), except from MONEY (« des dizaines de millions de dollars » is
 whole) and PER (« de Gaulle » is a surname); so is a trailing one, from every label
-(« directrice générale de » → « directrice générale »: no gold span ends with one). Candidate pairs are the ordered pairs of entities whose
-types some relation of the schema allows, within a distance cap; each allowed relation
-label whose score reaches its threshold is predicted (several may hold for one pair); a
-symmetric relation found in both directions is kept once, with its best score.
+(« directrice générale de » → « directrice générale »: no gold span ends with one).
+Candidate pairs are the ordered pairs of entities whose types some relation of the schema
+allows, within a distance cap; each allowed relation label whose score reaches its
+threshold is predicted (several may hold for one pair); a symmetric relation found in both
+directions is kept once, with its best score.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ MAX_PAIR_GAP = 300  # characters between the two arguments
 MAX_PAIR_NEIGHBOURS = 32  # places between them in reading order
 
 _LEADING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:–—-]|(?:l|d|qu|jusqu|lorsqu|puisqu|presqu|s|n|c|j|m|t)['’])")
-_LEADING_WORD = re.compile(r"(?:de|du|des|la|le|les|au|aux|à|en)(?:\s+|$)")  # case-sensitive: « La Poste » is a name
+_ARTICLES = "de|du|des|la|le|les|au|aux|à|en"  # lower-case only: « La Poste » is a name
+_LEADING_WORD = re.compile(rf"(?:{_ARTICLES})(?:\s+|$)")
 _KEEPS_LEADING_WORD = frozenset({"MONEY", "PER"})
 _TRAILING = re.compile(r"(?:\s+|[«»\"“”'’(\[,;:!?–—-])$")
-_TRAILING_WORD = re.compile(r"\s+(?:de|du|des|la|le|les|au|aux|à|en|et|ou|sur|par|pour|dans|avec|chez|[dl]['’]|qu['’])$")
+_TRAILING_WORD = re.compile(rf"\s+(?:{_ARTICLES}|et|ou|sur|par|pour|dans|avec|chez|[dl]['’]|qu['’])$")
 
 
 def clean_span(text: str, start: int, end: int, label: str | None = None) -> tuple[int, int] | None:
