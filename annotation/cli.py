@@ -142,7 +142,7 @@ def _checked(splits: dict[str, list[Document]], schema, where: Path) -> list[Pro
 
 @corpus_app.command("compile")
 def compile_corpus(
-    src: Annotated[Path, typer.Option(help="Folder of sources: <register>-*.jsonl (authored, articles, general, press, encyclopedic) and seeds.jsonl.")] = CORPUS_DIR / "src",
+    src: Annotated[Path, typer.Option(help=f"Folder of sources: <register>-*.jsonl ({', '.join(REGISTERS)}) and seeds.jsonl.")] = CORPUS_DIR / "src",
     out: Annotated[Path, typer.Option(help="Folder for train/dev/test*/seed.jsonl.")] = CORPUS_DIR,
     seed: Annotated[int, typer.Option(help="Seed of the document shuffle that assigns splits.")] = 13,
     schema: SchemaOption = None,
@@ -150,7 +150,7 @@ def compile_corpus(
     """Compile the authored sources into gold files: offsets computed from mention strings, splits by document.
 
     Each register is split 70/15/15 on its own: train and dev pool every register, and
-    each register keeps a test split of its own (test, test-articles, test-general, test-press, test-encyclopedic).
+    each register keeps a test split of its own (``authoring.REGISTERS``: test, test-articles, …).
     """
     loaded = schema_or_exit(schema)
     by_register: dict[str, list[Document]] = {}

@@ -6,6 +6,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .authoring import REGISTERS
 from .document import Example
 
 
@@ -35,5 +36,5 @@ def corpus_stats(files: dict[str, list[Example]]) -> dict[str, SplitStats]:
         for example in examples:
             for key in (split_of(example, path), "all"):
                 stats.setdefault(key, SplitStats()).add(example)
-    order = {name: i for i, name in enumerate(("train", "dev", "test", "test-articles", "test-general", "test-press", "test-encyclopedic", "seed"))}
+    order = {name: i for i, name in enumerate(("train", "dev", *REGISTERS.values(), "seed"))}
     return dict(sorted(stats.items(), key=lambda item: (item[0] == "all", order.get(item[0], len(order)), item[0])))
