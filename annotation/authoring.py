@@ -30,6 +30,7 @@ REGISTERS = {
     "general": "test-general",  # general news: politics, sport, culture, regions…
     "press": "test-press",  # press articles dense in the relation constructions real articles use (corpus v3)
     "encyclopedic": "test-encyclopedic",  # reference-work prose: biographies, places, institutions, history (corpus v4)
+    "world": "test-world",  # reference-work prose about the world beyond France: people, organisations, places (corpus v5)
 }
 
 
