@@ -112,10 +112,24 @@ def assign_splits(documents: list[Document], seed: int = 13, test_name: str = "t
     return splits
 
 
-def assign_register_splits(by_register: dict[str, list[Document]], seed: int = 13) -> dict[str, list[Document]]:
-    """Split each register on its own, then pool train and dev; each register keeps its own test split."""
+def source_batches(src: Path, register: str) -> dict[str, list[Path]]:
+    """A register's source files by batch: ``press-a.jsonl`` is batch ``press``, ``press-v6-e.jsonl`` batch ``press-v6``.
+
+    A register grows by batches of new files, and each batch is split on its own
+    (:func:`assign_register_splits`): cutting the grown register anew would move earlier
+    documents between train and test, and scores on its test split would no longer compare
+    across corpus versions.
+    """
+    batches: dict[str, list[Path]] = {}
+    for path in sorted(src.glob(f"{register}-*.jsonl")):
+        batches.setdefault(path.stem.rsplit("-", 1)[0], []).append(path)
+    return batches
+
+
+def assign_register_splits(batches: Iterable[tuple[str, list[Document]]], seed: int = 13) -> dict[str, list[Document]]:
+    """Split each batch ``(register, documents)`` on its own, then pool train and dev; each register keeps its own test split."""
     splits: dict[str, list[Document]] = {"train": [], "dev": []}
-    for register, documents in by_register.items():
+    for register, documents in batches:
         for name, part in assign_splits(documents, seed, REGISTERS[register]).items():
             splits.setdefault(name, []).extend(part)
     return splits

@@ -13,7 +13,7 @@ from rich.table import Table
 from .articles import Article, read_articles, sentence_examples, warn_duplicate_ids
 from .atomic import atomic_open
 from .console import console, err, fail, warning
-from .authoring import REGISTERS, Document, assign_register_splits, far_relation_share, read_sources
+from .authoring import REGISTERS, Document, assign_register_splits, far_relation_share, read_sources, source_batches
 from .corpus import check_files, write_corpus
 from .validate import Problem, check_example
 from .schema import SchemaError, load_schema
@@ -142,26 +142,28 @@ def _checked(splits: dict[str, list[Document]], schema, where: Path) -> list[Pro
 
 @corpus_app.command("compile")
 def compile_corpus(
-    src: Annotated[Path, typer.Option(help=f"Folder of sources: <register>-*.jsonl ({', '.join(REGISTERS)}) and seeds.jsonl.")] = CORPUS_DIR / "src",
+    src: Annotated[Path, typer.Option(help=f"Folder of sources: <register>[-<batch>]-<part>.jsonl ({', '.join(REGISTERS)}) and seeds.jsonl.")] = CORPUS_DIR / "src",
     out: Annotated[Path, typer.Option(help="Folder for train/dev/test*/seed.jsonl.")] = CORPUS_DIR,
     seed: Annotated[int, typer.Option(help="Seed of the document shuffle that assigns splits.")] = 13,
     schema: SchemaOption = None,
 ) -> None:
     """Compile the authored sources into gold files: offsets computed from mention strings, splits by document.
 
-    Each register is split 70/15/15 on its own: train and dev pool every register, and
-    each register keeps a test split of its own (``authoring.REGISTERS``: test, test-articles, …).
+    Each register is split 70/15/15 on its own, each later batch of it too (``press-v6-e.jsonl``
+    is a batch of ``press``: earlier documents keep their split): train and dev pool every
+    register, and each register keeps a test split of its own (``authoring.REGISTERS``: test,
+    test-articles, …).
     """
     loaded = schema_or_exit(schema)
-    by_register: dict[str, list[Document]] = {}
+    batches: list[tuple[str, list[Document]]] = []
     problems: list[Problem] = []
     for register in REGISTERS:
-        documents, found = read_sources(sorted(src.glob(f"{register}-*.jsonl")))
-        problems += found
-        if documents:
-            by_register[register] = documents
+        for paths in source_batches(src, register).values():
+            documents, found = read_sources(paths)
+            problems += found
+            batches.append((register, documents))
     seeds, seed_problems = read_sources([src / "seeds.jsonl"])
-    splits = {**assign_register_splits(by_register, seed), "seed": seeds}
+    splits = {**assign_register_splits(batches, seed), "seed": seeds}
     problems += seed_problems + _checked(splits, loaded, src)
     report(problems)
     if problems:

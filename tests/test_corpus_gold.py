@@ -2,6 +2,7 @@
 and described truthfully by its data card."""
 
 import hashlib
+import json
 import re
 from collections import Counter
 
@@ -53,6 +54,35 @@ def test_compiled_files_are_up_to_date_with_their_sources(corpus_dir, tmp_path):
     assert result.exit_code == 0, result.output
     for split in SPLITS:
         assert (tmp_path / f"{split}.jsonl").read_text() == (corpus_dir / f"{split}.jsonl").read_text(), split
+
+
+def test_a_new_batch_of_a_register_moves_no_earlier_document(tmp_path):
+    """``press-v6-e.jsonl`` is split on its own: the documents of ``press-a.jsonl`` keep their split."""
+
+    def documents(prefix, count):
+        return "".join(
+            json.dumps({"doc": f"{prefix}-{i:03d}", "sentences": [{"text": f"Agence {prefix} {i} recrute.", "entities": [[f"Agence {prefix} {i}", "ORG"]]}]}) + "\n"
+            for i in range(count)
+        )
+
+    def splits(src):
+        out = src.parent / f"{src.name}-out"
+        result = CliRunner().invoke(app, ["corpus", "compile", "--src", str(src), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        return {e.doc: e.split for path in out.glob("*.jsonl") if path.stat().st_size for e in read_corpus(path)}
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "seeds.jsonl").write_text("")
+    (src / "press-a.jsonl").write_text(documents("prs-a", 20))
+    before = splits(src)
+    (src / "press-v6-e.jsonl").write_text(documents("prs-e", 20))
+    after = splits(src)
+    assert {doc: after[doc] for doc in before} == before
+    added = Counter(split for doc, split in after.items() if doc.startswith("prs-e"))
+    assert added == {"train": 14, "dev": 3, "test-press": 3}  # cut 70/15/15 on its own
+    (src / "press-f.jsonl").write_text(documents("prs-f", 20))  # a part of the first batch: that batch is cut anew
+    assert {doc: split for doc, split in splits(src).items() if doc.startswith("prs-a")} != before
 
 
 def test_sizes_and_label_counts(authored):
