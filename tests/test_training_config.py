@@ -32,6 +32,9 @@ def test_bad_config_files_name_the_key(tmp_path):
     path.write_text("predicted_pairs_after = -1\n")
     with pytest.raises(ConfigError, match="mine.toml: predicted_pairs_after: must be at least 0"):
         load_config(str(path))
+    path.write_text("min_epoch_sentences = -100\n")
+    with pytest.raises(ConfigError, match="mine.toml: min_epoch_sentences: must be at least 0"):
+        load_config(str(path))
     path.write_text("epoch = 3\n")
     with pytest.raises(ConfigError, match="unknown key.*epoch"):
         load_config(str(path))

@@ -9,7 +9,7 @@ from transformers import AutoTokenizer
 
 from veille.annotation.corpus import read_corpus
 from veille.annotation.schema import load_schema
-from veille.training.data import TrainingCollator, UnalignedSpan, load_dataset
+from veille.training.data import LengthGroupedBatches, TrainingCollator, UnalignedSpan, load_dataset
 from veille.training.trainer import _unaligned_warning
 
 SCHEMA = load_schema()
@@ -49,3 +49,20 @@ def test_gold_spans_cutting_through_a_word_are_named_by_sentence_and_span(tmp_pa
     warning = _unaligned_warning(unaligned * 25, "tiny")
     assert warning.startswith("warning: 25 gold span(s) cut through a word")
     assert "cut-s000 [13, 18) ORG 'Scale'" in warning and warning.endswith("… and 5 more")
+
+
+@pytest.mark.parametrize(("sentences", "min_sentences", "passes"), [(100, 0, 1), (100, 100, 1), (100, 101, 2), (100, 1600, 16), (5000, 1600, 1)])
+def test_a_small_training_set_is_passed_over_until_an_epoch_shows_enough_sentences(sentences, min_sentences, passes):
+    """Each sentence is seen ``passes`` times an epoch, never twice in one batch; a large set is unchanged."""
+    lengths = [(i * 37) % 90 + 5 for i in range(sentences)]
+    batches = LengthGroupedBatches(lengths, 16, seed=13, min_sentences=min_sentences)
+    for epoch in (0, 1):
+        batches.set_epoch(epoch)
+        epoch_batches = list(batches)
+        assert len(epoch_batches) == len(batches) == passes * -(-sentences // 16)
+        seen = [i for batch in epoch_batches for i in batch]
+        assert sorted(seen) == sorted(list(range(sentences)) * passes)
+        assert all(len(set(batch)) == len(batch) for batch in epoch_batches)
+    one_pass = LengthGroupedBatches(lengths, 16, seed=13)
+    assert list(one_pass) == list(LengthGroupedBatches(lengths, 16, seed=13, min_sentences=sentences))  # the order of one pass is unchanged
+    assert list(batches) == list(batches)  # seeded: an epoch replays (a resumed run)

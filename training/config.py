@@ -49,6 +49,9 @@ class TrainConfig:
     freeze_embeddings: bool = False  # word embeddings: most of a 250k-vocab encoder's parameters
     freeze_layers: int = 0  # lowest encoder layers kept frozen: no backward pass through them
     patience: int = 3  # epochs without dev improvement before stopping
+    # An epoch shows at least this many sentences: a smaller training set is passed over
+    # several times an epoch (training/data.py), so that it still gets optimizer steps.
+    min_epoch_sentences: int = 0
     # Warm-up epochs before the relation loss also covers the pairs of the entities the
     # token head predicts (0: from the start; at least `epochs`: never).
     predicted_pairs_after: int = 1
@@ -170,8 +173,9 @@ def from_dict(values: dict[str, Any], source: str = "<config>") -> TrainConfig:
             values[key] = float(value)
         elif not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
             raise ConfigError(f"{source}: {key}: expected {expected.__name__}, got {value!r}")
-    if values.get("predicted_pairs_after") is not None and values["predicted_pairs_after"] < 0:
-        raise ConfigError(f"{source}: predicted_pairs_after: must be at least 0, got {values['predicted_pairs_after']!r}")
+    for key in ("predicted_pairs_after", "min_epoch_sentences"):
+        if values.get(key) is not None and values[key] < 0:
+            raise ConfigError(f"{source}: {key}: must be at least 0, got {values[key]!r}")
     from veille.models.joint import RELATION_ENCODERS  # here, not at the top: the CLI reads presets without loading torch
 
     if values.get("relation_encoder") is not None and values["relation_encoder"] not in RELATION_ENCODERS:

@@ -110,7 +110,7 @@ def train(config: TrainConfig, overwrite: bool = False, resume: bool = False, pr
         raise TrainingError(f"{config.base_model}: {exc}") from None
     _freeze(model, config)
     optimizer = torch.optim.AdamW(_parameter_groups(model, config))
-    batches = LengthGroupedBatches(list(train_set["length"]), config.batch_size, config.seed)
+    batches = LengthGroupedBatches(list(train_set["length"]), config.batch_size, config.seed, config.min_epoch_sentences)
     augment = AugmentConfig(config.augment_mentions, config.augment_title_case, config.augment_upper_case)
     augmenter = Augmenter(augment, train_examples, config.seed) if augment.active else None
     loader = DataLoader(train_set, batch_sampler=batches, collate_fn=TrainingCollator(tokenizer, schema, config.max_length, config.stride, augmenter))
