@@ -167,6 +167,13 @@ def test_the_authored_test_split_is_unchanged_by_corpus_v2(corpus_dir):
     assert digest == "40366f88d6a9414441942334024293637455f78641f9279eaa76d6e588298403"
 
 
+def test_the_second_press_batch_moved_no_earlier_document(corpus):
+    """Corpus v6 added 40 press articles as a batch of their own: `test-press` keeps v3's six documents."""
+    press = {e.doc for e in corpus["test-press"]}
+    assert {d for d in press if d[4] in "abcd"} == {"prs-a-010", "prs-b-002", "prs-b-005", "prs-b-007", "prs-b-009", "prs-d-007"}
+    assert len({d for d in press if d[4] in "efgh"}) == 6
+
+
 def test_seed_split_is_every_sentence_of_the_seeds_split_by_veille(corpus, repo):
     seeds = corpus["seed"]
     for article_path in sorted((repo / "seeds").glob("*.txt")):
