@@ -31,6 +31,7 @@ REGISTERS = {
     "press": "test-press",  # press articles dense in the relation constructions real articles use (corpus v3)
     "encyclopedic": "test-encyclopedic",  # reference-work prose: biographies, places, institutions, history (corpus v4)
     "world": "test-world",  # reference-work prose about the world beyond France: people, organisations, places (corpus v5)
+    "reference": "test-reference",  # reference-work prose about the real world: historical people, real places, organisations (corpus v6)
 }
 
 

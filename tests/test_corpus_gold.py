@@ -16,8 +16,8 @@ from veille.annotation.sentences import split_sentences
 from veille.annotation.stats import corpus_stats
 from veille.cli import app
 
-SPLITS = ("train", "dev", "test", "test-articles", "test-general", "test-press", "test-encyclopedic", "test-world", "seed")
-REGISTERS = {"auth": "test", "art": "test-articles", "gen": "test-general", "prs": "test-press", "enc": "test-encyclopedic", "wld": "test-world"}  # document id prefix → its test split
+SPLITS = ("train", "dev", "test", "test-articles", "test-general", "test-press", "test-encyclopedic", "test-world", "test-reference", "seed")
+REGISTERS = {"auth": "test", "art": "test-articles", "gen": "test-general", "prs": "test-press", "enc": "test-encyclopedic", "wld": "test-world", "ref": "test-reference"}  # document id prefix → its test split
 
 
 @pytest.fixture(scope="module")
