@@ -1,7 +1,7 @@
 """Training configuration: one dataclass, TOML presets, CLI overrides on top.
 
 Presets (``training/presets/*.toml``): ``default`` (camembert-base, GPU-sized),
-``offline`` (the bundled e5-small-offline encoder) and ``quick`` (about 46 CPU-minutes).
+``offline`` (the bundled e5-small-offline encoder) and ``quick`` (about 56 CPU-minutes).
 Data paths default to the compiled gold corpus shipped in ``veille.annotation``.
 """
 
